@@ -1,0 +1,1 @@
+"""Learning: expert demonstrations, sequence behaviour cloning, DAgger and PPO."""

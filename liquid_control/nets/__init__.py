@@ -1,0 +1,1 @@
+"""Networks: liquid cells (LTC, CfC), wirings, baselines and policy networks (pure torch)."""

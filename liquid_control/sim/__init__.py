@@ -1,0 +1,1 @@
+"""Simulation: PyBullet world, bodies, sensors, layouts and Gymnasium tasks (no torch here)."""

@@ -1,0 +1,1 @@
+"""Gymnasium tasks built on the simulation parts."""
