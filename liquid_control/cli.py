@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 # command words -> (module, one-line help). Two words make a sub-command ("train bc").
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
-    ("collect",): ("liquid_control.learn.demos", "run the privileged expert and write a demonstration dataset"),
+    ("collect",): ("liquid_control.learn.demos", "run the expert, write a demonstration dataset"),
     ("train", "bc"): ("liquid_control.learn.bc", "imitation: sequence BC (+ DAgger rounds)"),
     ("train", "ppo"): ("liquid_control.learn.ppo", "PPO (stable-baselines3), optionally warm-started"),
     ("evaluate",): ("liquid_control.evaluate.runner", "closed-loop evaluation on a split or suite"),

@@ -1,0 +1,292 @@
+"""Closed-loop episodes and the executor that runs many of them (shared by collect, DAgger, evaluate).
+
+A *controller spec* names who acts, so it can cross a process boundary: ``"expert"``, ``"random"``,
+a checkpoint directory, or ``{"mix": [spec_a, spec_b], "beta": b}`` (each step acts with ``spec_a``'s
+action with probability ``b``, else ``spec_b``'s: the DAgger β-mixture). Episodes are pure functions
+of (env id, options, controller spec, seed), so results do not depend on the number of workers.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import gymnasium as gym
+import numpy as np
+from tqdm.auto import tqdm
+
+ControllerSpec = str | dict
+
+
+class Controller(Protocol):
+    """Anything that acts in an env episode: learned policies, experts, random (docs/internals.md)."""
+
+    def reset(self, env: gym.Env, obs: np.ndarray) -> None: ...
+
+    def act(self, obs: np.ndarray) -> np.ndarray: ...
+
+    def neuron_state(self) -> np.ndarray | None: ...
+
+
+class RandomController:
+    """Uniform random actions, seeded per episode from the env's reset seed."""
+
+    def __init__(self) -> None:
+        self._space: gym.Space | None = None
+
+    def reset(self, env: gym.Env, obs: np.ndarray) -> None:
+        self._space = env.action_space
+        self._space.seed(int(env.unwrapped.np_random.integers(2**31)))
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        assert self._space is not None, "reset() first"
+        return np.asarray(self._space.sample(), dtype=np.float32)
+
+    def neuron_state(self) -> np.ndarray | None:
+        return None
+
+
+class MixController:
+    """DAgger β-mixture: each step takes ``first``'s action with probability ``beta``, else ``second``'s.
+
+    Both controllers see every observation (so recurrent learners keep their state in step).
+    """
+
+    def __init__(self, first: Controller, second: Controller, beta: float) -> None:
+        if not 0.0 <= beta <= 1.0:
+            raise ValueError(f"beta must be in [0, 1], got {beta}")
+        self.first, self.second, self.beta = first, second, beta
+        self._rng = np.random.default_rng(0)
+
+    def reset(self, env: gym.Env, obs: np.ndarray) -> None:
+        self.first.reset(env, obs)
+        self.second.reset(env, obs)
+        self._rng = np.random.default_rng(int(env.unwrapped.np_random.integers(2**31)))
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        a, b = self.first.act(obs), self.second.act(obs)
+        return a if self._rng.random() < self.beta else b
+
+    def neuron_state(self) -> np.ndarray | None:
+        return self.second.neuron_state()
+
+
+def make_controller(spec: ControllerSpec) -> Controller:
+    """Build a controller from its spec (see module docstring)."""
+    if isinstance(spec, dict):
+        if set(spec) != {"mix", "beta"} or len(spec["mix"]) != 2:
+            raise ValueError(f"bad controller spec {spec!r}: expected {{'mix': [a, b], 'beta': b}}")
+        return MixController(make_controller(spec["mix"][0]), make_controller(spec["mix"][1]), spec["beta"])
+    if spec == "expert":
+        return _ExpertController()
+    if spec == "random":
+        return RandomController()
+    from liquid_control.learn.checkpoint import load_controller  # torch only where a checkpoint is used
+
+    return load_controller(spec)
+
+
+class _ExpertController:
+    """Defers the choice of expert to the env seen at reset (an expert is env-specific)."""
+
+    def __init__(self) -> None:
+        self._expert: Any = None
+        self._for: type | None = None
+
+    def reset(self, env: gym.Env, obs: np.ndarray) -> None:
+        from liquid_control.experts import make_expert
+
+        if self._for is not type(env.unwrapped):
+            self._expert, self._for = make_expert(env), type(env.unwrapped)
+        self._expert.reset(env, obs)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return self._expert.act(obs)
+
+    def neuron_state(self) -> np.ndarray | None:
+        return None
+
+
+@dataclass
+class Episode:
+    """One closed-loop episode: arrays over its T steps and the final info."""
+
+    seed: int
+    observations: np.ndarray  # (T, obs_dim) observations the controller acted on
+    actions: np.ndarray  # (T, act_dim) actions executed
+    rewards: np.ndarray  # (T,)
+    terminated: bool
+    truncated: bool
+    info: dict  # the last step's info (metrics live here, see docs/internals.md)
+    labels: np.ndarray | None = None  # (T, act_dim) a labeler's actions on the same states (DAgger)
+    neuron_states: np.ndarray | None = None  # (T, state_size) if recorded
+    positions: np.ndarray | None = None  # (T+1, 3) body positions, if the env exposes them
+    layout: Any = None
+    error: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def run_episode(
+    env: gym.Env,
+    controller: Controller,
+    seed: int,
+    *,
+    labeler: Controller | None = None,
+    record_neurons: bool = False,
+    max_steps: int | None = None,
+    on_step: Callable[[gym.Env, np.ndarray, np.ndarray, dict], None] | None = None,
+) -> Episode:
+    """Run one episode of ``controller`` in ``env`` from ``reset(seed=seed)``.
+
+    ``labeler`` (e.g. the expert) is asked for its action on every visited state without acting.
+    ``on_step(env, obs, action, info)`` is called after every step (rendering hooks in here).
+    """
+    obs, info = env.reset(seed=seed)
+    controller.reset(env, obs)
+    if labeler is not None:
+        labeler.reset(env, obs)
+    obs_l, act_l, rew_l, lab_l, neu_l = [], [], [], [], []
+    pos_l = [_position(env)]
+    terminated = truncated = False
+    steps = 0
+    while not (terminated or truncated):
+        action = np.asarray(controller.act(obs), dtype=np.float32)
+        if labeler is not None:
+            lab_l.append(np.asarray(labeler.act(obs), dtype=np.float32))
+        if record_neurons:
+            ns = controller.neuron_state()
+            neu_l.append(np.zeros(0, np.float32) if ns is None else np.asarray(ns, np.float32).ravel())
+        obs_l.append(np.asarray(obs, dtype=np.float32))
+        act_l.append(action)
+        obs, reward, terminated, truncated, info = env.step(action)
+        rew_l.append(float(reward))
+        pos_l.append(_position(env))
+        if on_step is not None:
+            on_step(env, obs, action, info)
+        steps += 1
+        if max_steps is not None and steps >= max_steps:
+            truncated = True
+    return Episode(
+        seed=seed,
+        observations=np.stack(obs_l),
+        actions=np.stack(act_l),
+        rewards=np.asarray(rew_l, dtype=np.float32),
+        terminated=bool(terminated),
+        truncated=bool(truncated),
+        info=_plain(info),
+        labels=np.stack(lab_l) if labeler is not None else None,
+        neuron_states=np.stack(neu_l) if record_neurons else None,
+        positions=None if pos_l[0] is None else np.stack(pos_l),
+        layout=getattr(env.unwrapped, "layout", None),
+    )
+
+
+def _position(env: gym.Env) -> np.ndarray | None:
+    pos = getattr(env.unwrapped, "position", None)
+    return None if pos is None else np.asarray(pos, dtype=np.float64).copy()
+
+
+def _plain(info: dict) -> dict:
+    """Info as JSON-friendly Python values."""
+    out = {}
+    for k, v in info.items():
+        if isinstance(v, np.generic):
+            v = v.item()
+        elif isinstance(v, np.ndarray):
+            v = v.tolist()
+        out[k] = v
+    return out
+
+
+# ---- executor -------------------------------------------------------------------------------------
+
+_ENV_CACHE: dict[str, gym.Env] = {}
+
+
+def cached_env(env_id: str, options: dict) -> gym.Env:
+    """One env per (id, options) per process: PyBullet worlds are reused across episodes."""
+    key = env_id + json.dumps(options, sort_keys=True)
+    if key not in _ENV_CACHE:
+        import liquid_control  # noqa: F401  (registers ids in fresh worker processes)
+
+        _ENV_CACHE[key] = gym.make(env_id, **options)
+    return _ENV_CACHE[key]
+
+
+def _worker_init() -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - torch is a dependency, but sim-only workers need not load it
+        pass
+
+
+def _guarded(job: Callable[[Any], Any], item: Any) -> Any:
+    """Run ``job(item)``; retry once; then return an error record instead of raising."""
+    for attempt in (1, 2):
+        try:
+            return job(item)
+        except Exception:  # noqa: BLE001 - a worker episode must not take the whole run down
+            if attempt == 2:
+                return {"error": traceback.format_exc(limit=5), "item": item}
+    raise AssertionError("unreachable")
+
+
+def default_workers() -> int:
+    """All cores by default."""
+    return max(1, os.cpu_count() or 1)
+
+
+def map_jobs(
+    job: Callable[[Any], Any],
+    items: Sequence[Any] | Iterable[Any],
+    workers: int | None = None,
+    desc: str = "episodes",
+    progress: bool = True,
+    on_result: Callable[[Any], None] | None = None,
+) -> list[Any]:
+    """Run ``job(item)`` for every item in worker processes (in order of ``items``), with a progress bar.
+
+    ``job`` must be picklable (a module-level function or a ``functools.partial`` of one). A failing
+    item is retried once, then returned as ``{"error": ..., "item": ...}``. ``on_result`` sees each
+    result as it completes (e.g. to save finished work at once, so an interruption loses nothing).
+    This is the one executor interface of the project: a distributed engine can take its place.
+    """
+    items = list(items)
+    workers = default_workers() if workers is None else int(workers)
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    results: list[Any] = [None] * len(items)
+    bar = tqdm(total=len(items), desc=desc, disable=not progress, leave=False)
+    if workers == 1 or len(items) <= 1:
+        for i, item in enumerate(items):
+            results[i] = _guarded(job, item)
+            if on_result is not None:
+                on_result(results[i])
+            bar.update()
+    else:
+        ctx = mp.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(workers, len(items)), mp_context=ctx,
+                                 initializer=_worker_init) as pool:
+            futures = {pool.submit(_guarded, job, item): i for i, item in enumerate(items)}
+            from concurrent.futures import as_completed
+
+            for fut in as_completed(futures):
+                i = futures[fut]
+                try:
+                    results[i] = fut.result()
+                except Exception as exc:  # noqa: BLE001 - a crashed worker process
+                    results[i] = {"error": f"worker crashed: {exc!r}", "item": items[i]}
+                if on_result is not None:
+                    on_result(results[i])
+                bar.update()
+    bar.close()
+    return results
