@@ -1,0 +1,230 @@
+"""`liquid-control bench cells`: LTC/CfC speed, ours vs ncps vs torch.nn.LSTM, measured in one run.
+
+For each configuration (32 inputs; 64 units fully connected, AutoNCP(64, 4), and the ~20k-parameter
+policy LTC core) it measures, for our fused and reference LTC, the ncps LTC with identical weights and a
+``torch.nn.LSTM`` with (about) the same trainable parameters:
+
+* training throughput: forward + backward over a (B=64, T=64) batch, in steps/s (B*T per second);
+* batch-1 latency of one control step without gradients (median, microseconds);
+* memory autograd keeps for the backward pass at T=256 (saved tensors, MB).
+
+It prints a table and writes JSON with the figures and the ratios to ncps and to the LSTM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+INPUTS = 32
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("bench_cells.json"), help="JSON file to write")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and few repeats (smoke test)")
+    parser.add_argument(
+        "--threads", type=int, default=os.cpu_count() or 1, help="torch threads (default: all cores)"
+    )
+    parser.add_argument(
+        "--min-seconds",
+        type=float,
+        default=None,
+        help="minimum timing per measurement (default 1.0, quick 0.05)",
+    )
+
+
+def _timed(fn: Callable[[], Any], min_seconds: float, min_reps: int) -> float:
+    """Seconds per call: one warm-up call, then repeat until both limits are reached."""
+    fn()
+    reps, start = 0, time.perf_counter()
+    while True:
+        fn()
+        reps += 1
+        elapsed = time.perf_counter() - start
+        if reps >= min_reps and elapsed >= min_seconds:
+            return elapsed / reps
+
+
+def _train_rate(model: nn.Module, x: Tensor, min_seconds: float, min_reps: int) -> float:
+    """Steps per second of forward + backward (B*T steps per call)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def step() -> None:
+        y, h = model(x)
+        loss = y.square().mean() + h.square().mean() if not isinstance(h, tuple) else y.square().mean()
+        grads = torch.autograd.grad(loss, params)
+        del grads
+
+    return x.shape[0] * x.shape[1] / _timed(step, min_seconds, min_reps)
+
+
+def _latency_us(step: Callable[[], Any], calls: int) -> float:
+    """Median microseconds of one batch-1 step (no gradients)."""
+    with torch.no_grad():
+        for _ in range(10):
+            step()
+        samples = []
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            step()
+            samples.append(time.perf_counter() - t0)
+    return statistics.median(samples) * 1e6
+
+
+def _saved_mb(model: nn.Module, x: Tensor) -> float:
+    """MB of distinct tensors autograd saves for backward during one forward pass."""
+    seen: dict[tuple[int, int], int] = {}
+
+    def pack(t: Tensor) -> Tensor:
+        try:
+            key = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+            seen[key] = key[1]
+        except (RuntimeError, NotImplementedError):  # storage-less tensors
+            pass
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y, _ = model(x)
+    del y
+    return sum(seen.values()) / 2**20
+
+
+class _LSTMSeq(nn.Module):
+    """torch.nn.LSTM returning (y, h) like the liquid sequence models."""
+
+    def __init__(self, inputs: int, hidden: int) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(inputs, hidden, batch_first=True)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        y, (h, _) = self.lstm(x)
+        return y, h[0]
+
+
+def _configs(quick: bool) -> dict[str, Callable[[], Any]]:
+    from ncps import wirings as ncps_wirings
+
+    from liquid_control.nets.core import size_for_budget
+
+    units = 16 if quick else 64
+    budget = 2_000 if quick else 20_000
+    policy_units = size_for_budget("ltc", budget, INPUTS, 4)
+    return {
+        f"fc{units}": lambda: units,
+        f"autoncp{units}": lambda: ncps_wirings.AutoNCP(units, 4),
+        f"policy{budget // 1000}k_autoncp{policy_units}": lambda: ncps_wirings.AutoNCP(policy_units, 4),
+    }
+
+
+def _bench_config(name: str, make_wiring: Callable[[], Any], args: argparse.Namespace) -> dict[str, Any]:
+    from ncps import torch as ncps_torch
+
+    from liquid_control.nets import count_params, from_ncps, size_for_budget
+
+    batch, steps, t_mem = (8, 8, 16) if args.quick else (64, 64, 256)
+    min_s = args.min_seconds if args.min_seconds is not None else (0.05 if args.quick else 1.0)
+    min_reps, calls = (1, 20) if args.quick else (2, 300)
+    torch.manual_seed(0)
+    theirs = ncps_torch.LTC(INPUTS, make_wiring())
+    models = {
+        "ours_fused": from_ncps(theirs, implementation="fused"),
+        "ours_reference": from_ncps(theirs, implementation="reference"),
+        "ncps": theirs,
+    }
+    counts = count_params(models["ours_fused"])
+    hidden = size_for_budget("lstm", counts["trainable"], INPUTS, 4)
+    models["lstm"] = _LSTMSeq(INPUTS, hidden)
+    x = torch.randn(batch, steps, INPUTS)
+    result: dict[str, Any] = {
+        "units": models["ours_fused"].state_size,
+        "params": {
+            "ltc_trainable": counts["trainable"],
+            "ltc_effective": counts["effective"],
+            "ncps_registered": sum(p.numel() for p in theirs.parameters()),
+            "lstm_hidden": hidden,
+            "lstm_trainable": count_params(models["lstm"])["trainable"],
+        },
+        "train_steps_per_s": {},
+        "latency_us": {},
+        f"saved_mb_T{t_mem}": {},
+    }
+    for key, model in models.items():
+        result["train_steps_per_s"][key] = _train_rate(model, x, min_s, min_reps)
+    # batch-1 control step
+    x1 = torch.randn(1, INPUTS)
+    n = result["units"]
+    h1 = torch.zeros(1, n)
+    fused_cell, ref_cell, their_cell = (models[k].rnn_cell for k in ("ours_fused", "ours_reference", "ncps"))
+    lstm_cell = nn.LSTMCell(INPUTS, hidden)
+    hc = (torch.zeros(1, hidden), torch.zeros(1, hidden))
+    result["latency_us"] = {
+        "ours_fused": _latency_us(lambda: fused_cell(x1, h1), calls),
+        "ours_reference": _latency_us(lambda: ref_cell(x1, h1), calls),
+        "ncps": _latency_us(lambda: their_cell(x1, h1, 1.0), calls),
+        "lstm": _latency_us(lambda: lstm_cell(x1, hc), calls),
+    }
+    xm = torch.randn(batch, t_mem, INPUTS)
+    for key, model in models.items():
+        result[f"saved_mb_T{t_mem}"][key] = _saved_mb(model, xm)
+    tr, lat, mem = result["train_steps_per_s"], result["latency_us"], result[f"saved_mb_T{t_mem}"]
+    result["ratios"] = {
+        "train_fused_over_ncps": tr["ours_fused"] / tr["ncps"],
+        "train_reference_over_ncps": tr["ours_reference"] / tr["ncps"],
+        "train_lstm_over_fused": tr["lstm"] / tr["ours_fused"],
+        "latency_ncps_over_fused": lat["ncps"] / lat["ours_fused"],
+        "memory_fused_over_ncps": mem["ours_fused"] / mem["ncps"],
+    }
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
+    configs = _configs(args.quick)
+    report: dict[str, Any] = {
+        "benchmark": "cells",
+        "quick": bool(args.quick),
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "machine": platform.machine(),
+        "inputs": INPUTS,
+        "batch": 8 if args.quick else 64,
+        "steps": 8 if args.quick else 64,
+        "configs": {},
+    }
+    for name, make_wiring in tqdm(configs.items(), desc="bench cells", unit="config"):
+        report["configs"][name] = _bench_config(name, make_wiring, args)
+    _print_table(report)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(args.out.suffix + ".tmp")
+    tmp.write_text(json.dumps(report, indent=2))
+    tmp.replace(args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _print_table(report: dict[str, Any]) -> None:
+    head = f"{'config':<24}{'model':<16}{'train steps/s':>15}{'batch-1 µs':>12}{'saved MB':>10}"
+    print(head)
+    print("-" * len(head))
+    for name, r in report["configs"].items():
+        mem_key = next(k for k in r if k.startswith("saved_mb"))
+        for model in ("ours_fused", "ours_reference", "ncps", "lstm"):
+            print(
+                f"{name:<24}{model:<16}{r['train_steps_per_s'][model]:>15,.0f}"
+                f"{r['latency_us'][model]:>12,.1f}{r[mem_key][model]:>10,.1f}"
+            )
+        ratios = ", ".join(f"{k}={v:.2f}" for k, v in r["ratios"].items())
+        print(f"{'':<24}ratios: {ratios}")

@@ -1,0 +1,277 @@
+"""Closed-loop evaluation: run a policy for N episodes on a split or suite and write results.json.
+
+``liquid-control evaluate --policy CKPT|expert|random --env ID [--suite NAME | --split test]
+[--episodes N] [--seed S] [--set key=value]... [--workers K] --out results.json``
+
+Episode ``i`` resets the env with the ``i``-th seed drawn from ``numpy.random.SeedSequence(--seed)``, and
+every episode is a pure function of (env, options, policy, seed), so results.json is identical for any
+worker count. Episodes run through the project's one executor (``learn.rollout.map_jobs``); an episode
+that crashes twice becomes an error record in ``per_episode`` and is counted in ``error_rate``.
+Next to results.json the runner writes ``<stem>.csv`` (one row per episode) and ``<stem>.md`` (a table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from liquid_control.evaluate import metrics as M
+from liquid_control.evaluate.suites import Condition, resolve_condition
+from liquid_control.learn.rollout import (
+    Controller,
+    ControllerSpec,
+    cached_env,
+    make_controller,
+    map_jobs,
+    run_episode,
+)
+
+DEFAULT_EPISODES = 100
+
+
+def episode_seeds(seed: int, episodes: int) -> list[int]:
+    """Reset seeds of a run: a prefix-stable stream from ``SeedSequence(seed)`` (31-bit ints)."""
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    state = np.random.SeedSequence(seed).generate_state(episodes, dtype=np.uint32)
+    return [int(s >> 1) for s in state]
+
+
+def policy_label(spec: ControllerSpec) -> str | dict:
+    """How a controller spec is written into results.json (a string, or the mix dict)."""
+    return spec if isinstance(spec, dict) else str(spec)
+
+
+def check_policy(spec: ControllerSpec) -> None:
+    """Fail fast, in this process, on a missing or unloadable checkpoint (FileNotFoundError/ValueError)."""
+    if isinstance(spec, dict):
+        for sub in spec.get("mix", []):
+            check_policy(sub)
+        return
+    if spec in ("expert", "random"):
+        return
+    path = Path(spec)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {spec!r} not found (want a checkpoint dir, expert or random)")
+    try:
+        make_controller(str(path))
+    except (ValueError, FileNotFoundError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - torch/pickle/json errors of a corrupt checkpoint
+        raise ValueError(f"cannot load checkpoint {spec!r}: {type(exc).__name__}: {exc}") from None
+
+
+def check_env(env_id: str, options: dict[str, Any]) -> None:
+    """Fail fast on an unknown env id or bad options (builds the env once in this process)."""
+    import gymnasium as gym
+
+    try:
+        cached_env(env_id, options)
+    except gym.error.Error as exc:
+        raise ValueError(f"cannot make env {env_id!r}: {exc}") from None
+
+
+# ---- the per-episode job (runs in worker processes) -----------------------------------------------
+
+@lru_cache(maxsize=8)
+def _controller(spec_json: str) -> Controller:
+    """One controller per spec per process (checkpoints are loaded once, reset every episode)."""
+    return make_controller(json.loads(spec_json))
+
+
+def shortest_path(layout: Any) -> float | None:
+    """ℓ for SPL: the planner's shortest collision-free start→goal path on the known layout (None if none)."""
+    if layout is None:
+        return None
+    from liquid_control.experts.planning import shortest_path_length
+
+    value = shortest_path_length(layout)
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+def episode_job(item: dict[str, Any]) -> dict[str, Any]:
+    """Run one evaluation episode and return its metrics record (module-level: picklable for workers)."""
+    env = cached_env(item["env"], item["options"])
+    ep = run_episode(env, _controller(json.dumps(item["policy"], sort_keys=True)), item["seed"])
+    ell = shortest_path(ep.layout)
+    return M.episode_record(item["index"], item["seed"], len(ep.actions), ep.info, ell)
+
+
+# ---- planning, running and assembling evaluations --------------------------------------------------
+
+def plan(policy: ControllerSpec, env_id: str, condition: Condition, episodes: int, seed: int,
+         tag: Any = None) -> list[dict[str, Any]]:
+    """The executor items of one evaluation (``tag`` tells evaluations apart when several share a pool)."""
+    return [
+        {"policy": policy, "env": env_id, "options": condition.options, "seed": s, "index": i, "tag": tag}
+        for i, s in enumerate(episode_seeds(seed, episodes))
+    ]
+
+
+def assemble(policy: ControllerSpec, env_id: str, condition: Condition, seed: int,
+             items: Sequence[dict[str, Any]], outputs: Sequence[Any]) -> dict[str, Any]:
+    """results.json (DESIGN.md §2) from the executor's outputs (records or error records) of one run."""
+    records = []
+    for item, out in zip(items, outputs, strict=True):
+        if isinstance(out, dict) and "error" in out and "index" not in out:
+            msg = str(out["error"]).strip().splitlines()
+            print(f"evaluate: episode {item['index']} (seed {item['seed']}) failed:\n{out['error']}",
+                  file=sys.stderr)
+            records.append(M.error_record(item["index"], item["seed"], msg[-1] if msg else "error"))
+        else:
+            records.append(out)
+    return {
+        "env": env_id,
+        "condition": condition.name,
+        "split": condition.split,
+        "policy": policy_label(policy),
+        "episodes": len(records),
+        "seed": int(seed),
+        "overrides": condition.overrides,
+        "options": condition.options,
+        "errors": sum(r.get("error") is not None for r in records),
+        "metrics": M.aggregate(records, seed=seed),
+        "per_episode": records,
+    }
+
+
+def evaluate_many(
+    runs: Sequence[tuple[ControllerSpec, str, Condition]],
+    episodes: int = DEFAULT_EPISODES,
+    seed: int = 0,
+    workers: int | None = None,
+    progress: bool = True,
+    desc: str = "evaluate",
+) -> list[dict[str, Any]]:
+    """Several evaluations ``(policy, env_id, condition)`` through one worker pool; one results dict each."""
+    for policy, env_id, condition in runs:
+        check_policy(policy)
+        check_env(env_id, condition.options)
+    items: list[dict[str, Any]] = []
+    bounds = []
+    for k, (policy, env_id, condition) in enumerate(runs):
+        start = len(items)
+        items += plan(policy, env_id, condition, episodes, seed, tag=k)
+        bounds.append((start, len(items)))
+    outputs = map_jobs(episode_job, items, workers=workers, desc=desc, progress=progress)
+    return [
+        assemble(policy, env_id, condition, seed, items[a:b], outputs[a:b])
+        for (policy, env_id, condition), (a, b) in zip(runs, bounds, strict=True)
+    ]
+
+
+def evaluate(
+    policy: ControllerSpec,
+    env_id: str,
+    condition: Condition | None = None,
+    *,
+    suite: str | None = None,
+    split: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    episodes: int = DEFAULT_EPISODES,
+    seed: int = 0,
+    workers: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate ``policy`` (checkpoint dir, "expert", "random" or a mix spec) closed loop -> results.json.
+
+    Give a resolved ``condition`` or ``suite``/``split`` (default: the test split) plus ``overrides``.
+    """
+    if condition is None:
+        condition = resolve_condition(env_id, suite=suite, split=split, overrides=overrides)
+    elif suite is not None or split is not None or overrides:
+        raise ValueError("give either a condition or suite/split/overrides, not both")
+    return evaluate_many([(policy, env_id, condition)], episodes, seed, workers, progress,
+                         desc=f"evaluate {condition.name}")[0]
+
+
+# ---- output files ----------------------------------------------------------------------------------
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def episodes_csv(results: dict[str, Any]) -> str:
+    """The per-episode records as CSV text (columns ``metrics.EPISODE_FIELDS``)."""
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=M.EPISODE_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for rec in results["per_episode"]:
+        writer.writerow({k: ("" if rec.get(k) is None else rec.get(k)) for k in M.EPISODE_FIELDS})
+    return buf.getvalue()
+
+
+def write_results(results: dict[str, Any], out: str | Path) -> dict[str, str]:
+    """Write results.json plus ``<stem>.csv`` and ``<stem>.md`` next to it; return the three paths."""
+    from liquid_control.evaluate.report import results_markdown
+
+    out = Path(out)
+    if out.suffix != ".json":
+        raise ValueError(f"--out must name a .json file, got {str(out)!r}")
+    paths = {"json": out, "csv": out.with_suffix(".csv"), "md": out.with_suffix(".md")}
+    _atomic_write(paths["json"], json.dumps(results, indent=1) + "\n")
+    _atomic_write(paths["csv"], episodes_csv(results))
+    _atomic_write(paths["md"], results_markdown(results))
+    return {k: str(v) for k, v in paths.items()}
+
+
+# ---- command line ----------------------------------------------------------------------------------
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments shared by ``evaluate`` and ``robustness``."""
+    parser.add_argument("--env", required=True, help="env id, e.g. LiquidControl/RoverNav-v0")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--suite", help="named condition from envs/*.yaml (e.g. ood-family)")
+    group.add_argument("--split", choices=["train", "val", "test"],
+                       help="layout split (default: test; train only when asked)")
+    parser.add_argument("--episodes", type=int, default=DEFAULT_EPISODES, help="episodes per condition")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the episode seed stream")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override an env option (repeatable), e.g. --set disturbance.obs_noise=0.1")
+    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``liquid-control evaluate``."""
+    parser.add_argument("--policy", required=True, help="checkpoint directory, 'expert' or 'random'")
+    add_common_arguments(parser)
+    parser.add_argument("--out", required=True, help="results.json path (.csv and .md written next to it)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``liquid-control evaluate``; prints a JSON summary line."""
+    from liquid_control.sim.options import parse_overrides
+
+    condition = resolve_condition(args.env, suite=args.suite, split=args.split,
+                                  overrides=parse_overrides(args.overrides))
+    if not str(args.out).endswith(".json"):
+        raise ValueError(f"--out must name a .json file, got {args.out!r}")
+    results = evaluate(args.policy, args.env, condition, episodes=args.episodes, seed=args.seed,
+                       workers=args.workers)
+    paths = write_results(results, args.out)
+    summary = {k: v["mean"] for k, v in results["metrics"].items()}
+    print(json.dumps({"out": paths, "condition": results["condition"], "episodes": results["episodes"],
+                      "errors": results["errors"], "metrics": summary}))
+    return 0

@@ -1,0 +1,150 @@
+"""Privileged drone experts (Controller protocol): :class:`HoverExpert` and :class:`NavExpert`.
+
+Both decide a world-frame velocity setpoint from the env's privileged state and emit it through the
+env's action interface: directly for ``velocity``; for ``ctbr`` and ``rpm`` through their own copy of
+the flight controller's outer loops (evaluated once per control step), which is less precise than the
+env's 240 Hz cascade but keeps the expert usable on every action type.
+
+:class:`NavExpert` plans on the known layout (grid shortest path + line-of-sight smoothing, from
+``experts.planning``), tracks the path at the flight altitude by pure pursuit, faces its direction of
+travel, and replans from wherever the drone is when it drifts off the path, so it can label any state
+a learner visits (DAgger).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from liquid_control.experts.planning import Planner
+from liquid_control.sim.flight_control import FlightController
+
+
+def _wrap(a: float) -> float:
+    return (a + math.pi) % (2.0 * math.pi) - math.pi
+
+
+class _VelocityExpert:
+    """Shared part: world-frame velocity + yaw-rate setpoint -> an action of the env's type."""
+
+    def __init__(self) -> None:
+        self.env: Any = None
+        self._ctrl: FlightController | None = None
+
+    def reset(self, env: Any, obs: np.ndarray) -> None:
+        self.env = env.unwrapped
+        rig = self.env.rig
+        self._ctrl = FlightController(rig.quad, rig.ctrl.gains)
+
+    def neuron_state(self) -> None:
+        return None
+
+    def _emit(self, vx: float, vy: float, vz: float, yaw_rate: float) -> np.ndarray:
+        rig = self.env.rig
+        quad, iface = rig.quad, rig.actions
+        if iface.action_type == "velocity":
+            yaw = quad.yaw
+            c, s = math.cos(yaw), math.sin(yaw)
+            return iface.from_velocity(c * vx + s * vy, -s * vx + c * vy, vz, yaw_rate)
+        ctrl = self._ctrl
+        ctrl.set_world_velocity(vx, vy, vz, yaw_rate)
+        thrust, p_, q_, r_ = ctrl.velocity_to_ctbr(rig.dt)
+        if iface.action_type == "ctbr":
+            return iface.from_ctbr(thrust, p_, q_, r_)
+        return iface.from_rpm(ctrl.ctbr_to_rpm(thrust, p_, q_, r_))
+
+
+class HoverExpert(_VelocityExpert):
+    """Flies to the hover target with a saturated proportional velocity law, then holds it."""
+
+    def __init__(self, gain: float = 1.5, max_speed: float = 1.5) -> None:
+        super().__init__()
+        self.gain = gain
+        self.max_speed = max_speed
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        st = self.env.state
+        e = st["target"] - st["position"]
+        v = self.gain * e
+        n = float(np.linalg.norm(v[:2]))
+        if n > self.max_speed:
+            v[:2] *= self.max_speed / n
+        v[2] = float(np.clip(v[2], -0.8, 0.8))
+        return self._emit(float(v[0]), float(v[1]), float(v[2]), 0.0)  # keep the heading
+
+
+class NavExpert(_VelocityExpert):
+    """Tracks the planner's path at flight altitude; replans when off the path (see module docstring)."""
+
+    def __init__(self, speed: float = 1.5, lookahead: float = 0.8, inflate: float = 0.35,
+                 replan_distance: float = 0.35, yaw_gain: float = 2.0) -> None:
+        super().__init__()
+        self.speed = speed
+        self.lookahead = lookahead
+        self.inflate = inflate
+        self.replan_distance = replan_distance
+        self.yaw_gain = yaw_gain
+        self.planner: Planner | None = None
+        self.path = np.zeros((0, 2))
+        self._layout_key: tuple | None = None
+
+    def reset(self, env: Any, obs: np.ndarray) -> None:
+        super().reset(env, obs)
+        layout = self.env.layout
+        key = (layout.layout_id, layout.fingerprint())
+        if key != self._layout_key:  # planner (grid + distance field) is per layout
+            self.planner = Planner(layout, inflate=self.inflate)
+            self._layout_key = key
+        self.path = self.planner.path_from(self.env.state["position"][:2])
+        self.replans = 0
+
+    def _closest(self, xy: np.ndarray) -> tuple[int, float, float]:
+        """Segment index, parameter along it (m) and distance of the closest path point to ``xy``."""
+        a, b = self.path[:-1], self.path[1:]
+        d = b - a
+        L = np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-9)
+        t = np.clip(((xy - a) * d).sum(1) / L, 0.0, L)
+        proj = a + d * (t / L)[:, None]
+        dist = np.hypot(*(xy - proj).T)
+        k = int(np.argmin(dist))
+        return k, float(t[k]), float(dist[k])
+
+    def _carrot(self, k: int, t: float) -> np.ndarray:
+        """Point ``lookahead`` metres along the path after (segment k, t)."""
+        rest = self.lookahead
+        path = self.path
+        while k < len(path) - 1:
+            seg = path[k + 1] - path[k]
+            L = float(np.hypot(*seg))
+            if t + rest <= L:
+                return path[k] + seg * ((t + rest) / max(L, 1e-9))
+            rest -= L - t
+            k += 1
+            t = 0.0
+        return path[-1]
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        env = self.env
+        st = env.state
+        pos = st["position"]
+        xy = pos[:2]
+        if len(self.path) < 2:
+            self.path = self.planner.path_from(xy)
+        k, t, off = self._closest(xy)
+        if off > self.replan_distance:
+            self.path = self.planner.path_from(xy)
+            self.replans += 1
+            k, t, off = self._closest(xy)
+        carrot = self._carrot(k, t)
+        goal = np.asarray(env.layout.goal, dtype=float)
+        dvec = carrot - xy
+        n = float(np.hypot(*dvec))
+        to_goal = float(np.hypot(*(goal - xy)))
+        speed = min(self.speed, 1.2 * to_goal + 0.2)
+        v = dvec / n * speed if n > 1e-6 else np.zeros(2)
+        vz = float(np.clip(1.5 * (env.flight_altitude - pos[2]), -0.8, 0.8))
+        heading = math.atan2(v[1], v[0]) if n > 1e-6 else env.rig.quad.yaw
+        yaw_rate = float(np.clip(self.yaw_gain * _wrap(heading - env.rig.quad.yaw), -1.5, 1.5))
+        return self._emit(float(v[0]), float(v[1]), vz, yaw_rate)

@@ -1,0 +1,414 @@
+"""Sequence behaviour cloning with truncated BPTT (+ DAgger rounds), for any recurrent core.
+
+Read :func:`train_bc` top to bottom: load demos → split episodes (train/val by seed) → fit the
+observation normalisation → cut episodes into chunks (``burn_in`` warm-up steps + ``chunk_len``
+trained steps; padded, masked, with ``resets`` marking episode starts) → epochs of Adam with gradient
+clipping, validation, early stopping → checkpoint every epoch (the best weights are the run's
+checkpoint; ``train_state.pt`` holds the last epoch for ``--resume``). With ``dagger_rounds > 0``, each
+round rolls out the current policy (β-mixed with the expert), relabels every visited state with the
+expert, adds the episodes to ``RUN/dagger`` and retrains from the current weights.
+Also serves the ``train bc`` command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from liquid_control.learn.checkpoint import atomic_torch_save, load_policy, save_checkpoint
+from liquid_control.learn.demos import Dataset, load_dataset
+from liquid_control.nets.policy import PolicyConfig, PolicyNet, apply_constraints
+
+STATE_FILE = "train_state.pt"
+
+
+@dataclass
+class BCConfig:
+    """Options of a BC (+ DAgger) run; every field is a ``train bc`` option."""
+
+    env_id: str
+    demos: list[str]
+    out: str
+    policy: str = "ltc"
+    budget: int | None = 20000
+    encoder: str = "mlp"
+    encoder_hidden: list[int] = field(default_factory=lambda: [64])
+    features: int = 32
+    core_kwargs: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 40
+    minutes: float | None = None  # wall-clock cap for the whole run (BC + DAgger)
+    seed: int = 0
+    chunk_len: int = 32
+    burn_in: int = 16
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    val_every: int = 10  # every episode whose seed % val_every == val_every - 1 is held out
+    patience: int = 8  # early stopping: epochs without a validation improvement
+    successful_only: bool = True  # drop expert demos that did not reach the goal
+    dagger_rounds: int = 0
+    dagger_episodes: int = 20
+    dagger_epochs: int = 10
+    dagger_beta: float = 0.5  # β of round r is dagger_beta ** r (the expert's share of actions)
+    workers: int | None = None
+    resume: bool = False
+    progress: bool = True
+    command: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "chunk_len", "batch_size", "val_every", "patience", "dagger_episodes",
+                     "dagger_epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.burn_in < 0 or self.dagger_rounds < 0:
+            raise ValueError("burn_in and dagger_rounds must be >= 0")
+        if self.minutes is not None and self.minutes <= 0:
+            raise ValueError(f"minutes must be positive, got {self.minutes}")
+        if not 0.0 <= self.dagger_beta <= 1.0:
+            raise ValueError(f"dagger_beta must be in [0, 1], got {self.dagger_beta}")
+        if not self.demos:
+            raise ValueError("at least one demonstration dataset is needed")
+
+
+# ---- data: episodes → padded, masked chunks ------------------------------------------------------
+
+@dataclass
+class Chunks:
+    """Fixed-width windows over episodes: ``burn_in`` warm-up steps then ``chunk_len`` trained steps."""
+
+    obs: torch.Tensor  # (N, W, F)
+    act: torch.Tensor  # (N, W, A) target actions (env units)
+    mask: torch.Tensor  # (N, W) 1 on real, trained steps (never on padding or burn-in)
+    resets: torch.Tensor  # (N, W) 1 at an episode's first step (state is zeroed before it)
+
+    def __len__(self) -> int:
+        return self.obs.shape[0]
+
+
+def make_chunks(episodes: list[tuple[np.ndarray, np.ndarray]], chunk_len: int, burn_in: int) -> Chunks:
+    """Cut (observations, actions) episodes into windows; chunk k trains steps [k·L, (k+1)·L).
+
+    Window steps before an episode's start are left padding (zeros, and the reset at step 0 wipes
+    whatever state they produced); steps after its end are right padding. Both have mask 0.
+    """
+    if not episodes:
+        raise ValueError("no episodes to chunk")
+    width = burn_in + chunk_len
+    f_dim, a_dim = episodes[0][0].shape[1], episodes[0][1].shape[1]
+    n = sum(math.ceil(len(o) / chunk_len) for o, _ in episodes)
+    obs = np.zeros((n, width, f_dim), np.float32)
+    act = np.zeros((n, width, a_dim), np.float32)
+    mask = np.zeros((n, width), np.float32)
+    resets = np.zeros((n, width), np.float32)
+    i = 0
+    for o, a in episodes:
+        steps = len(o)
+        for start in range(0, steps, chunk_len):
+            idx = np.arange(start - burn_in, start + chunk_len)
+            valid = (idx >= 0) & (idx < steps)
+            obs[i, valid], act[i, valid] = o[idx[valid]], a[idx[valid]]
+            mask[i, burn_in:] = valid[burn_in:]
+            resets[i] = idx == 0
+            i += 1
+    return Chunks(*(torch.from_numpy(x) for x in (obs, act, mask, resets)))
+
+
+def chunk_loss(policy: PolicyNet, obs: torch.Tensor, act: torch.Tensor, mask: torch.Tensor,
+               resets: torch.Tensor, burn_in: int) -> torch.Tensor:
+    """Masked MSE between predicted and target actions in the normalised [-1, 1] action space.
+
+    The burn-in steps only warm up the recurrent state (no gradient, no loss).
+    """
+    state = None
+    if burn_in > 0:
+        with torch.no_grad():
+            _, state = policy(obs[:, :burn_in], None, resets[:, :burn_in], normalized=True)
+    pred, _ = policy(obs[:, burn_in:], state, resets[:, burn_in:], normalized=True)
+    err = ((pred - policy.normalize_actions(act[:, burn_in:])) ** 2).mean(-1)
+    m = mask[:, burn_in:]
+    return (err * m).sum() / m.sum().clamp(min=1.0)
+
+
+def split_episodes(datasets: list[Dataset], val_every: int, successful_only: bool
+                   ) -> tuple[list[dict], list[dict]]:
+    """Train/val episodes: an episode is held out when its seed % val_every == val_every - 1.
+
+    The rule depends on the seed alone, so growing a dataset (resume, DAgger) never moves an episode.
+    """
+    train, val = [], []
+    for ds in datasets:
+        eps = [e for e in ds.episodes if e["success"] or not successful_only or ds.manifest.get("labeler")]
+        if not eps:
+            raise ValueError(f"dataset of {ds.manifest['env_id']} has no usable (successful) episodes")
+        held = [e for e in eps if e["seed"] % val_every == val_every - 1]
+        if not held and len(eps) > 1:
+            held = [eps[-1]]
+        held_ids = {id(e) for e in held}
+        val += held
+        train += [e for e in eps if id(e) not in held_ids]
+    return train, val
+
+
+def fit_normalization(policy: PolicyNet, episodes: list[dict], manifest: dict) -> None:
+    """Observation mean/std from the training episodes; action range from the env's action space."""
+    obs = np.concatenate([e["observations"] for e in episodes]).astype(np.float64)
+    low, high = np.asarray(manifest["action_low"], float), np.asarray(manifest["action_high"], float)
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):  # unbounded space: use the data
+        acts = np.concatenate([e["actions"] for e in episodes])
+        span = np.maximum(acts.max(0) - acts.min(0), 1e-3)
+        low, high = acts.min(0) - 0.1 * span, acts.max(0) + 0.1 * span
+    policy.set_normalization(obs.mean(0), obs.std(0), low, high)
+
+
+# ---- training ------------------------------------------------------------------------------------
+
+def _evaluate(policy: PolicyNet, chunks: Chunks, cfg: BCConfig) -> float:
+    policy.eval()
+    total, weight = 0.0, 0.0
+    with torch.no_grad():
+        for s in range(0, len(chunks), 256):
+            sl = slice(s, s + 256)
+            m = chunks.mask[sl, cfg.burn_in:].sum().item()
+            if m > 0:
+                loss = chunk_loss(policy, chunks.obs[sl], chunks.act[sl], chunks.mask[sl], chunks.resets[sl],
+                                  cfg.burn_in)
+                total, weight = total + loss.item() * m, weight + m
+    return total / max(weight, 1.0)
+
+
+def _load_all(cfg: BCConfig, obs_dim: int | None = None) -> list[Dataset]:
+    sets = [load_dataset(d, expect_env=cfg.env_id, expect_obs_dim=obs_dim) for d in cfg.demos]
+    first = sets[0].manifest
+    for ds in sets[1:]:
+        if ds.obs_dim != sets[0].obs_dim or ds.act_dim != sets[0].act_dim:
+            raise ValueError("demonstration datasets disagree on observation/action sizes")
+    dagger_dir = Path(cfg.out) / "dagger"
+    if (dagger_dir / "manifest.json").exists():
+        sets.append(load_dataset(dagger_dir, expect_env=cfg.env_id, expect_obs_dim=first["obs_dim"]))
+    return sets
+
+
+def _deadline(cfg: BCConfig, start: float, rnd: int) -> float:
+    """Wall-clock end of round ``rnd`` (0 = initial BC): BC gets 40% when DAgger rounds follow."""
+    if cfg.minutes is None:
+        return math.inf
+    total = cfg.minutes * 60.0
+    if cfg.dagger_rounds == 0:
+        return start + total
+    bc = 0.4 * total
+    return start + bc + (total - bc) * rnd / cfg.dagger_rounds
+
+
+def train_bc(cfg: BCConfig, on_epoch_end: Any = None) -> Path:
+    """Train a policy by sequence BC (+ DAgger); returns the checkpoint directory ``cfg.out``.
+
+    ``on_epoch_end(epoch, record)`` is called after every saved epoch (tests use it to interrupt).
+    """
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    datasets = _load_all(cfg)
+    manifest = datasets[0].manifest
+    options = manifest["options"]
+
+    # -- the network (fresh, or the interrupted run's last epoch) --
+    resume_state = None
+    if cfg.resume:
+        if not (out / STATE_FILE).exists():
+            raise FileNotFoundError(f"--resume: no {STATE_FILE} in {out}")
+        resume_state = torch.load(out / STATE_FILE, map_location="cpu", weights_only=False)
+        if resume_state["config"]["policy"] != cfg.policy or resume_state["config"]["env_id"] != cfg.env_id:
+            raise ValueError(f"--resume: {out} was trained with a different policy or env")
+    pcfg = PolicyConfig(obs_dim=datasets[0].obs_dim, act_dim=datasets[0].act_dim, core=cfg.policy,
+                        budget=cfg.budget, encoder=cfg.encoder, encoder_hidden=list(cfg.encoder_hidden),
+                        features=cfg.features, core_kwargs=dict(cfg.core_kwargs),
+                        ray_slice=manifest.get("ray_slice") if cfg.encoder == "conv" else None)
+    policy = PolicyNet(pcfg)
+    train_eps, val_eps = split_episodes(datasets, cfg.val_every, cfg.successful_only)
+    if resume_state is None:
+        fit_normalization(policy, train_eps, manifest)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    st = {"round": 0, "epoch": 0, "round_epoch": 0, "best_val": math.inf, "bad_epochs": 0,
+          "history": [], "elapsed_s": 0.0, "dagger": [], "done": False}
+    if resume_state is not None:
+        policy.load_state_dict(resume_state["model"])
+        optimizer.load_state_dict(resume_state["optimizer"])
+        gen.set_state(resume_state["generator"])
+        st = resume_state["progress"]
+        if st["done"]:
+            return out
+    start = time.monotonic() - st["elapsed_s"]
+    writer = _tensorboard(out / "tb")
+    ckpt_config = {"env_id": cfg.env_id, "env_options": options,
+                   "resolved_env_options": manifest.get("resolved_options", options)}
+
+    # -- rounds: 0 = BC on the demos, r >= 1 = DAgger round r --
+    while st["round"] <= cfg.dagger_rounds:
+        rnd = st["round"]
+        max_epochs = cfg.epochs if rnd == 0 else cfg.dagger_epochs
+        if rnd > 0 and st["round_epoch"] == 0:
+            if time.monotonic() >= _deadline(cfg, start, cfg.dagger_rounds):
+                break
+            from liquid_control.learn.dagger import run_round
+
+            stats = run_round(cfg, rnd, out)  # roll out the current checkpoint, relabel, store
+            st["dagger"].append(stats)
+            writer.add_scalar("dagger/rollout_success", stats["success_rate"], rnd)
+            datasets = _load_all(cfg)
+            train_eps, val_eps = split_episodes(datasets, cfg.val_every, cfg.successful_only)
+            best, _ = load_policy(out)  # continue from the best weights so far
+            policy.load_state_dict(best.state_dict())
+            st["best_val"], st["bad_epochs"] = math.inf, 0
+        train_chunks = make_chunks([(e["observations"], e["actions"]) for e in train_eps],
+                                   cfg.chunk_len, cfg.burn_in)
+        val_chunks = make_chunks([(e["observations"], e["actions"]) for e in val_eps or train_eps[:1]],
+                                 cfg.chunk_len, cfg.burn_in)
+        deadline = _deadline(cfg, start, rnd)
+        bar = tqdm(total=max_epochs, initial=st["round_epoch"], desc=f"{cfg.policy} round {rnd}",
+                   disable=not cfg.progress, leave=False)
+        while st["round_epoch"] < max_epochs and st["bad_epochs"] < cfg.patience:
+            if time.monotonic() >= deadline and st["epoch"] > 0:  # the first epoch always runs
+                break
+            t0 = time.monotonic()
+            policy.train()
+            order = torch.randperm(len(train_chunks), generator=gen)
+            losses = []
+            for b in range(0, len(order), cfg.batch_size):
+                idx = order[b:b + cfg.batch_size]
+                tc = train_chunks
+                loss = chunk_loss(policy, tc.obs[idx], tc.act[idx], tc.mask[idx], tc.resets[idx], cfg.burn_in)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
+                optimizer.step()
+                apply_constraints(policy)
+                losses.append(loss.item())
+                if time.monotonic() >= deadline + 60.0:  # never overrun the cap by more than a minute
+                    break
+            val = _evaluate(policy, val_chunks, cfg)
+            st["epoch"] += 1
+            st["round_epoch"] += 1
+            improved = val < st["best_val"]
+            st["best_val"] = min(st["best_val"], val)
+            st["bad_epochs"] = 0 if improved else st["bad_epochs"] + 1
+            st["elapsed_s"] = time.monotonic() - start
+            record = {"epoch": st["epoch"], "round": rnd, "train_loss": float(np.mean(losses)),
+                      "val_loss": val, "epoch_s": time.monotonic() - t0, "elapsed_s": st["elapsed_s"]}
+            st["history"].append(record)
+            for key in ("train_loss", "val_loss", "epoch_s"):
+                writer.add_scalar(f"bc/{key}", record[key], st["epoch"])
+            if improved:
+                save_checkpoint(out, policy, ckpt_config, _card(cfg, st, datasets))
+            _save_state(out, policy, optimizer, gen, st, cfg)
+            bar.set_postfix(train=f"{record['train_loss']:.4f}", val=f"{val:.4f}")
+            bar.update()
+            if on_epoch_end is not None:
+                on_epoch_end(st["epoch"], record)
+        bar.close()
+        st["round"] += 1
+        st["round_epoch"], st["bad_epochs"] = 0, 0
+        _save_state(out, policy, optimizer, gen, st, cfg)
+    st["done"] = True
+    st["elapsed_s"] = time.monotonic() - start
+    _save_state(out, policy, optimizer, gen, st, cfg)
+    best, _ = load_policy(out)
+    save_checkpoint(out, best, ckpt_config, _card(cfg, st, datasets))  # final card: full history
+    writer.close()
+    return out
+
+
+def _card(cfg: BCConfig, st: dict, datasets: list[Dataset]) -> dict[str, Any]:
+    return {
+        "trainer": "bc" if cfg.dagger_rounds == 0 else "bc+dagger",
+        "command": cfg.command or " ".join(sys.argv),
+        "config": asdict(cfg),
+        "data": [{"dir": str(ds.manifest.get("dir", "")), "env_id": ds.manifest["env_id"],
+                  "counts": ds.manifest["counts"], "controller": ds.manifest.get("controller")}
+                 for ds in datasets],
+        "wall_clock_s": st["elapsed_s"],
+        "metrics": {"best_val_loss": st["best_val"], "epochs": st["epoch"],
+                    "history": st["history"], "dagger": st["dagger"]},
+    }
+
+
+def _save_state(out: Path, policy: PolicyNet, optimizer: torch.optim.Optimizer, gen: torch.Generator,
+                st: dict, cfg: BCConfig) -> None:
+    atomic_torch_save(out / STATE_FILE, {"model": policy.state_dict(), "optimizer": optimizer.state_dict(),
+                                         "generator": gen.get_state(), "progress": st,
+                                         "config": asdict(cfg)})
+
+
+class _NullWriter:
+    def add_scalar(self, *a: Any, **k: Any) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _tensorboard(log_dir: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # pragma: no cover - tensorboard is a dependency
+        return _NullWriter()
+    return SummaryWriter(log_dir=str(log_dir))
+
+
+# ---- CLI -----------------------------------------------------------------------------------------
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``liquid-control train bc``."""
+    parser.add_argument("--env", required=True, help="env id the demos were collected on")
+    parser.add_argument("--policy", default="ltc", help="core: ltc|cfc|lstm|gru|mlp|euler")
+    parser.add_argument("--budget", type=int, default=20000, help="trainable parameters of the whole policy")
+    parser.add_argument("--encoder", default="mlp", choices=["mlp", "conv"])
+    parser.add_argument("--demos", required=True, action="append", help="dataset directory (repeatable)")
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--minutes", type=float, default=None, help="wall-clock cap (BC + DAgger)")
+    parser.add_argument("--dagger-rounds", type=int, default=0)
+    parser.add_argument("--dagger-episodes", type=int, default=20, help="learner rollouts per DAgger round")
+    parser.add_argument("--dagger-epochs", type=int, default=10, help="training epochs per DAgger round")
+    parser.add_argument("--dagger-beta", type=float, default=0.5, help="expert share in round r = beta**r")
+    parser.add_argument("--chunk-len", type=int, default=32)
+    parser.add_argument("--burn-in", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--patience", type=int, default=8)
+    parser.add_argument("--all-demos", action="store_true", help="keep expert demos that failed")
+    parser.add_argument("--workers", type=int, default=None, help="DAgger rollout workers")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    parser.add_argument("--out", required=True, help="run directory (becomes the checkpoint)")
+
+
+def config_from_args(args: argparse.Namespace) -> BCConfig:
+    """A :class:`BCConfig` from parsed ``train bc`` arguments."""
+    return BCConfig(env_id=args.env, demos=list(args.demos), out=args.out, policy=args.policy,
+                    budget=args.budget, encoder=args.encoder, epochs=args.epochs, minutes=args.minutes,
+                    seed=args.seed, chunk_len=args.chunk_len, burn_in=args.burn_in,
+                    batch_size=args.batch_size, lr=args.lr, patience=args.patience,
+                    successful_only=not args.all_demos, dagger_rounds=args.dagger_rounds,
+                    dagger_episodes=args.dagger_episodes, dagger_epochs=args.dagger_epochs,
+                    dagger_beta=args.dagger_beta, workers=args.workers, resume=args.resume,
+                    command="liquid-control " + " ".join(sys.argv[1:]))
+
+
+def run(args: argparse.Namespace) -> int:
+    """``liquid-control train bc``: train, then print the checkpoint's summary as JSON."""
+    torch.set_num_threads(1)
+    out = train_bc(config_from_args(args))
+    card = json.loads((out / "card.json").read_text())
+    print(json.dumps({"checkpoint": str(out), "params": card["params"], "wall_clock_s": card["wall_clock_s"],
+                      "best_val_loss": card["metrics"]["best_val_loss"], "epochs": card["metrics"]["epochs"],
+                      "dagger": card["metrics"]["dagger"]}, indent=2))
+    return 0

@@ -1,0 +1,59 @@
+"""DAgger rounds: roll out the learner closed loop, relabel every visited state with the expert, aggregate.
+
+Round r acts with the β-mixture ``{"mix": ["expert", CKPT], "beta": β_r}`` (β_r = ``dagger_beta`` ** r:
+the expert's share of executed actions decays each round) and asks the expert (``labeler``) for its
+action on every state the mixture visits. Episodes go into the dataset ``RUN/dagger`` (the same format
+as ``collect``; ``actions`` are the expert's labels, ``executed`` what the mixture did), which
+:func:`liquid_control.learn.bc.train_bc` adds to the demonstrations before retraining. Rollouts run in
+worker processes through the project's one executor (``collect`` → ``map_jobs``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from liquid_control.learn.demos import collect, load_dataset
+
+if TYPE_CHECKING:
+    from liquid_control.learn.bc import BCConfig
+
+SEED_STRIDE = 100_000  # round r uses episode seeds r·SEED_STRIDE + seed·1000 + i (disjoint from demos 0..)
+
+
+def beta_for_round(beta: float, rnd: int) -> float:
+    """The expert's share of executed actions in DAgger round ``rnd`` (1-based)."""
+    if rnd < 1:
+        raise ValueError(f"DAgger rounds are numbered from 1, got {rnd}")
+    return float(beta) ** rnd
+
+
+def round_seeds(rnd: int, seed: int) -> int:
+    """First episode seed of round ``rnd`` (rounds never reuse a seed, nor the demos' low seeds)."""
+    return rnd * SEED_STRIDE + seed * 1000
+
+
+def run_round(cfg: BCConfig, rnd: int, run_dir: str | Path) -> dict[str, Any]:
+    """Roll out ``run_dir``'s checkpoint for ``cfg.dagger_episodes`` episodes, relabelled by the expert.
+
+    Returns round statistics (β, episodes, closed-loop success of the β-mixture, steps added).
+    """
+    run_dir = Path(run_dir)
+    demo = load_dataset(cfg.demos[0], expect_env=cfg.env_id)
+    options = dict(demo.manifest["options"])
+    split = options.pop("split", "train")
+    beta = beta_for_round(cfg.dagger_beta, rnd)
+    spec = {"mix": ["expert", str(run_dir.resolve())], "beta": beta}
+    first = round_seeds(rnd, cfg.seed)
+    manifest = collect(cfg.env_id, cfg.dagger_episodes, run_dir / "dagger", split=split, overrides=options,
+                       seed=first, workers=cfg.workers, controller=spec, labeler="expert",
+                       progress=cfg.progress)
+    mine = [e for e in manifest["episodes"] if first <= e["seed"] < first + cfg.dagger_episodes]
+    return {
+        "round": rnd, "beta": beta, "episodes": len(mine),
+        "failed": len([f for f in manifest["failed"] if f.get("seed") is not None
+                       and first <= int(f["seed"]) < first + cfg.dagger_episodes]),
+        "success_rate": sum(bool(e["success"]) for e in mine) / max(len(mine), 1),
+        "collision_rate": sum(bool(e.get("collision")) for e in mine) / max(len(mine), 1),
+        "steps": sum(e["steps"] for e in mine),
+    }

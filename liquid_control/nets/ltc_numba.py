@@ -1,0 +1,316 @@
+"""Compiled LTC kernels (numba): a whole sequence per call, forward and analytic backward.
+
+Samples of a batch are independent through time, so one compiled loop per sample runs all time steps,
+the sensory synapses and the ``ode_unfolds`` solver iterations over the synapse lists, in parallel over
+the batch. The backward pass recomputes each step's unfolds from the saved step-start potentials, so
+the memory kept for backward is (T, B, N) whatever ``ode_unfolds`` is. A batch-1 step kernel serves
+closed-loop control. Same function as ``LTCCell._ode_reference`` (tests compare them).
+
+Import fails cleanly when numba is missing; :mod:`liquid_control.nets.ltc` then uses the torch path.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+import torch
+from torch import Tensor
+
+_OPTS = {"cache": True, "fastmath": False, "nogil": True}
+
+
+def _sig(z):
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+_sig_jit = numba.njit(inline="always", **_OPTS)(_sig)
+
+
+def _forward_impl(u, h0, cm_t, keep, g, gvl, src, dst, sig, mu, wd, wn, ssrc, sdst, ssig, smu, swd, swn, eps,
+                  unfolds, v_out, v_start, ns_out, ds_out):
+    """u (T,B,S), h0 (B,N), cm_t (T,B,N), keep (T,B) -> v_out (T,B,N); saves v_start/ns/ds (T,B,N)."""
+    steps, batch, _ = u.shape
+    n = h0.shape[1]
+    for b in numba.prange(batch):
+        v = h0[b].copy()
+        num = np.empty(n, dtype=h0.dtype)
+        den = np.empty(n, dtype=h0.dtype)
+        ns = np.empty(n, dtype=h0.dtype)
+        ds = np.empty(n, dtype=h0.dtype)
+        for t in range(steps):
+            k = keep[t, b]
+            for i in range(n):
+                v[i] *= k
+                ns[i] = 0.0
+                ds[i] = 0.0
+            for e in range(ssrc.shape[0]):
+                a = _sig_jit(ssig[e] * (u[t, b, ssrc[e]] - smu[e]))
+                ns[sdst[e]] += a * swn[e]
+                ds[sdst[e]] += a * swd[e]
+            v_start[t, b] = v
+            ns_out[t, b] = ns
+            ds_out[t, b] = ds
+            for _ in range(unfolds):
+                for i in range(n):
+                    num[i] = cm_t[t, b, i] * v[i] + gvl[i] + ns[i]
+                    den[i] = cm_t[t, b, i] + g[i] + ds[i] + eps
+                for e in range(src.shape[0]):
+                    s = _sig_jit(sig[e] * (v[src[e]] - mu[e]))
+                    num[dst[e]] += s * wn[e]
+                    den[dst[e]] += s * wd[e]
+                for i in range(n):
+                    v[i] = num[i] / den[i]
+            v_out[t, b] = v
+
+
+def _backward_impl(gV, u, cm_t, keep, g, gvl, src, dst, sig, mu, wd, wn, ssrc, sdst, ssig, smu, swd, swn, eps,
+                   unfolds, v_start, ns_all, ds_all, g_u, g_h0, g_cm, g_g, g_gvl, g_sig, g_mu, g_wd, g_wn,
+                   g_ssig, g_smu, g_swd, g_swn):
+    """Reverse pass; per-sample parameter gradients (B, ...) are summed by the caller."""
+    steps, batch, _ = u.shape
+    n = g_h0.shape[1]
+    for b in numba.prange(batch):
+        vs = np.empty((unfolds + 1, n), dtype=u.dtype)
+        dens = np.empty((unfolds, n), dtype=u.dtype)
+        num = np.empty(n, dtype=u.dtype)
+        gv = np.zeros(n, dtype=u.dtype)
+        gv_new = np.empty(n, dtype=u.dtype)
+        gnum = np.empty(n, dtype=u.dtype)
+        gden = np.empty(n, dtype=u.dtype)
+        gns = np.empty(n, dtype=u.dtype)
+        gds = np.empty(n, dtype=u.dtype)
+        for t in range(steps - 1, -1, -1):
+            # recompute this step's unfold trajectory
+            vs[0] = v_start[t, b]
+            for k in range(unfolds):
+                for i in range(n):
+                    num[i] = cm_t[t, b, i] * vs[k, i] + gvl[i] + ns_all[t, b, i]
+                    dens[k, i] = cm_t[t, b, i] + g[i] + ds_all[t, b, i] + eps
+                for e in range(src.shape[0]):
+                    s = _sig_jit(sig[e] * (vs[k, src[e]] - mu[e]))
+                    num[dst[e]] += s * wn[e]
+                    dens[k, dst[e]] += s * wd[e]
+                for i in range(n):
+                    vs[k + 1, i] = num[i] / dens[k, i]
+            for i in range(n):
+                gv[i] += gV[t, b, i]
+                gns[i] = 0.0
+                gds[i] = 0.0
+            for k in range(unfolds - 1, -1, -1):
+                for i in range(n):
+                    gnum[i] = gv[i] / dens[k, i]
+                    gden[i] = -gnum[i] * vs[k + 1, i]
+                    g_cm[t, b, i] += gnum[i] * vs[k, i] + gden[i]
+                    gns[i] += gnum[i]
+                    gds[i] += gden[i]
+                    g_g[b, i] += gden[i]
+                    g_gvl[b, i] += gnum[i]
+                    gv_new[i] = gnum[i] * cm_t[t, b, i]
+                for e in range(src.shape[0]):
+                    x = vs[k, src[e]]
+                    s = _sig_jit(sig[e] * (x - mu[e]))
+                    gn, gd = gnum[dst[e]], gden[dst[e]]
+                    g_wn[b, e] += s * gn
+                    g_wd[b, e] += s * gd
+                    gz = (gn * wn[e] + gd * wd[e]) * s * (1.0 - s)
+                    g_sig[b, e] += gz * (x - mu[e])
+                    g_mu[b, e] -= gz * sig[e]
+                    gv_new[src[e]] += gz * sig[e]
+                for i in range(n):
+                    gv[i] = gv_new[i]
+            for e in range(ssrc.shape[0]):
+                x = u[t, b, ssrc[e]]
+                a = _sig_jit(ssig[e] * (x - smu[e]))
+                gn, gd = gns[sdst[e]], gds[sdst[e]]
+                g_swn[b, e] += a * gn
+                g_swd[b, e] += a * gd
+                gz = (gn * swn[e] + gd * swd[e]) * a * (1.0 - a)
+                g_ssig[b, e] += gz * (x - smu[e])
+                g_smu[b, e] -= gz * ssig[e]
+                g_u[t, b, ssrc[e]] += gz * ssig[e]
+            k_t = keep[t, b]
+            for i in range(n):
+                gv[i] *= k_t
+        g_h0[b] = gv
+
+
+_forward_par = numba.njit(parallel=True, **_OPTS)(_forward_impl)
+_forward_ser = numba.njit(**_OPTS)(_forward_impl)
+_backward_par = numba.njit(parallel=True, **_OPTS)(_backward_impl)
+
+
+def _np(t: Tensor) -> np.ndarray:
+    return t.detach().contiguous().numpy()
+
+
+def _threads() -> None:
+    want = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    if numba.get_num_threads() != want:
+        numba.set_num_threads(want)
+
+
+class LTCSequence(torch.autograd.Function):
+    """V (T,B,N) = LTC potentials after each step, from mapped inputs u (T,B,S) and h0 (B,N)."""
+
+    @staticmethod
+    def forward(ctx, u, h0, cm_t, keep, g, gvl, sig, mu, wd, wn, ssig, smu, swd, swn, plans, unfolds, eps):
+        (src, dst), (ssrc, sdst) = plans
+        arrays = [_np(a) for a in (u, h0, cm_t, keep, g, gvl)]
+        edges = [_np(a) for a in (sig, mu, wd, wn)]
+        sedges = [_np(a) for a in (ssig, smu, swd, swn)]
+        steps, batch, _ = u.shape
+        n = h0.shape[1]
+        v_out = np.empty((steps, batch, n), dtype=arrays[0].dtype)
+        v_start, ns, ds = (np.empty_like(v_out) for _ in range(3))
+        _threads()
+        kernel = _forward_par if batch > 1 else _forward_ser
+        kernel(*arrays, src, dst, *edges, ssrc, sdst, *sedges, eps, unfolds, v_out, v_start, ns, ds)
+        ctx.plans, ctx.unfolds, ctx.eps = plans, unfolds, eps
+        ctx.save_for_backward(u, cm_t, keep, g, gvl, sig, mu, wd, wn, ssig, smu, swd, swn)
+        ctx.saved_np = (v_start, ns, ds)
+        return torch.from_numpy(v_out)
+
+    @staticmethod
+    def backward(ctx, gV):
+        (src, dst), (ssrc, sdst) = ctx.plans
+        u, cm_t, keep, g, gvl, sig, mu, wd, wn, ssig, smu, swd, swn = ctx.saved_tensors
+        v_start, ns, ds = ctx.saved_np
+        un = _np(u)
+        steps, batch, _ = un.shape
+        n = v_start.shape[2]
+        dt = un.dtype
+        g_u = np.zeros_like(un)
+        g_h0 = np.empty((batch, n), dtype=dt)
+        g_cm = np.zeros((steps, batch, n), dtype=dt)
+        g_g, g_gvl = np.zeros((batch, n), dtype=dt), np.zeros((batch, n), dtype=dt)
+        e, es = src.shape[0], ssrc.shape[0]
+        g_edges = [np.zeros((batch, e), dtype=dt) for _ in range(4)]
+        g_sedges = [np.zeros((batch, es), dtype=dt) for _ in range(4)]
+        _threads()
+        _backward_par(
+            _np(gV), un, _np(cm_t), _np(keep), _np(g), _np(gvl), src, dst,
+            *(_np(a) for a in (sig, mu, wd, wn)), ssrc, sdst, *(_np(a) for a in (ssig, smu, swd, swn)),
+            ctx.eps, ctx.unfolds, v_start, ns, ds, g_u, g_h0, g_cm, g_g, g_gvl, *g_edges, *g_sedges,
+        )  # fmt: skip
+        t = torch.from_numpy
+        sums = [t(a.sum(0)) for a in (g_g, g_gvl, *g_edges, *g_sedges)]
+        return (t(g_u), t(g_h0), t(g_cm), None, *sums, None, None, None)
+
+
+def plans_np(cell) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """(src, dst) int64 arrays of the recurrent and the sensory synapses, cached per mask version."""
+    key = (cell.sparsity_mask._version, cell.sensory_sparsity_mask._version,
+           cell.sparsity_mask.data_ptr(), cell.sensory_sparsity_mask.data_ptr())  # fmt: skip
+    cached = cell._edge_cache.get("numba_plans")
+    if cached is None or cached[0] != key:
+        out = []
+        for mask in (cell.sparsity_mask, cell.sensory_sparsity_mask):
+            src, dst = np.nonzero(mask.detach().cpu().numpy())
+            out.append((src.astype(np.int64), dst.astype(np.int64)))
+        cached = (key, tuple(out))
+        cell._edge_cache["numba_plans"] = cached
+    return cached[1]
+
+
+def _edge_params(cell, plans) -> tuple[list[Tensor], list[Tensor]]:
+    """Per-synapse (sigma, mu, w*mask, w*mask*erev) for recurrent and sensory synapses (autograd)."""
+    f = cell._positive
+    out = []
+    for (src, dst), names in (
+        (plans[0], ("sigma", "mu", "w", "erev", "sparsity_mask")),
+        (plans[1], ("sensory_sigma", "sensory_mu", "sensory_w", "sensory_erev", "sensory_sparsity_mask")),
+    ):
+        sigma, mu, w, erev, mask = (getattr(cell, nm) for nm in names)
+        idx = torch.from_numpy(src * w.shape[1] + dst)
+        sig_e = sigma.reshape(-1)[idx]
+        mu_e = mu.reshape(-1)[idx]
+        wd = f(w).reshape(-1)[idx] * mask.reshape(-1)[idx]
+        out.append([sig_e, mu_e, wd, wd * erev.reshape(-1)[idx]])
+    return out[0], out[1]
+
+
+def run_sequence(cell, u: Tensor, h0: Tensor, cm_t: Tensor, keep: Tensor) -> Tensor:
+    """Potentials after each step (T,B,N) for mapped inputs u (T,B,S); differentiable."""
+    plans = plans_np(cell)
+    rec, sens = _edge_params(cell, plans)
+    g = cell._positive(cell.gleak)
+    gvl = g * cell.vleak
+    return LTCSequence.apply(u, h0, cm_t, keep, g, gvl, *rec, *sens, plans, cell._ode_unfolds, cell._epsilon)
+
+
+def _step_impl(x, h, ts, in_w, in_b, cm, g, gvl, src, dst, sig, mu, wd, wn, ssrc, sdst, ssig, smu, swd, swn,
+               eps, unfolds, motors, out_w, out_b, y, v):
+    """One batch-1 control step with input and output mappings: x (S,), h (N,) -> y (M,), v (N,)."""
+    n = h.shape[0]
+    num = np.empty(n, dtype=h.dtype)
+    den = np.empty(n, dtype=h.dtype)
+    ns = np.zeros(n, dtype=h.dtype)
+    ds = np.zeros(n, dtype=h.dtype)
+    for e in range(ssrc.shape[0]):
+        xs = x[ssrc[e]] * in_w[ssrc[e]] + in_b[ssrc[e]]
+        a = _sig_jit(ssig[e] * (xs - smu[e]))
+        ns[sdst[e]] += a * swn[e]
+        ds[sdst[e]] += a * swd[e]
+    for i in range(n):
+        v[i] = h[i]
+    scale = unfolds / ts
+    for _ in range(unfolds):
+        for i in range(n):
+            c = cm[i] * scale
+            num[i] = c * v[i] + gvl[i] + ns[i]
+            den[i] = c + g[i] + ds[i] + eps
+        for e in range(src.shape[0]):
+            s = _sig_jit(sig[e] * (v[src[e]] - mu[e]))
+            num[dst[e]] += s * wn[e]
+            den[dst[e]] += s * wd[e]
+        for i in range(n):
+            v[i] = num[i] / den[i]
+    for i in range(motors):
+        y[i] = v[i] * out_w[i] + out_b[i]
+
+
+_step = numba.njit(**_OPTS)(_step_impl)
+
+
+def _inference_arrays(cell) -> tuple:
+    """numpy copies of everything the step kernel needs, cached until a parameter changes."""
+    params = tuple(cell.parameters())
+    key = tuple((p.data_ptr(), p._version) for p in params) + tuple(
+        (b.data_ptr(), b._version) for b in cell.buffers()
+    )
+    cached = cell._edge_cache.get("numba_infer")
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    with torch.no_grad():
+        plans = plans_np(cell)
+        rec, sens = _edge_params(cell, plans)
+        s, m = cell.sensory_size, cell.motor_size
+        dtype = cell.gleak.dtype
+        ones_s, zeros_s = torch.ones(s, dtype=dtype), torch.zeros(s, dtype=dtype)
+        in_w = cell.input_w if cell._input_mapping in ("affine", "linear") else ones_s
+        in_b = cell.input_b if cell._input_mapping == "affine" else zeros_s
+        out_w = cell.output_w if cell._output_mapping in ("affine", "linear") else torch.ones(m, dtype=dtype)
+        out_b = cell.output_b if cell._output_mapping == "affine" else torch.zeros(m, dtype=dtype)
+        g = cell._positive(cell.gleak)
+        arrays = (
+            _np(in_w), _np(in_b), _np(cell._positive(cell.cm)), _np(g), _np(g * cell.vleak),
+            plans[0][0], plans[0][1], *(_np(a) for a in rec), plans[1][0], plans[1][1], *(_np(a) for a in sens),
+            _np(out_w), _np(out_b),
+        )  # fmt: skip
+    cell._edge_cache["numba_infer"] = (key, arrays)
+    return arrays
+
+
+def step_inference(cell, x: Tensor, h: Tensor, ts: float) -> tuple[Tensor, Tensor]:
+    """Batch-1 step without autograd: x (1,S), h (1,N) -> (y (1,M), v (1,N))."""
+    (in_w, in_b, cm, g, gvl, src, dst, sig, mu, wd, wn, ssrc, sdst, ssig, smu, swd, swn, out_w, out_b) = (
+        _inference_arrays(cell)
+    )
+    xn, hn = _np(x)[0], _np(h)[0]
+    y = np.empty(cell.motor_size, dtype=hn.dtype)
+    v = np.empty_like(hn)
+    _step(xn, hn, float(ts), in_w, in_b, cm, g, gvl, src, dst, sig, mu, wd, wn, ssrc, sdst, ssig, smu, swd, swn,
+          cell._epsilon, cell._ode_unfolds, cell.motor_size, out_w, out_b, y, v)  # fmt: skip
+    return torch.from_numpy(y).unsqueeze(0), torch.from_numpy(v).unsqueeze(0)

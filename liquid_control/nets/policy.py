@@ -1,0 +1,207 @@
+"""Policy networks: observation normalisation → encoder → recurrent core → linear head → tanh → actions.
+
+One class serves every core (``ltc`` default, ``cfc``, ``lstm``, ``gru``, ``mlp``, ``euler``, …) so that
+comparisons are fair: ``PolicyConfig.budget`` is the trainable-parameter budget of the WHOLE policy, and
+the core gets whatever the encoder and head leave (``make_core(..., budget=rest)``). Normalisation
+statistics are buffers, so they travel with the state dict and the checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+CORE_KINDS = ("ltc", "cfc", "lstm", "gru", "mlp", "euler", "esn", "lsm")
+
+
+@dataclass
+class PolicyConfig:
+    """Everything needed to rebuild a :class:`PolicyNet` (JSON-serialisable, stored in config.json)."""
+
+    obs_dim: int
+    act_dim: int
+    core: str = "ltc"
+    budget: int | None = 20000  # trainable parameters of the whole policy; None: core at its own default
+    encoder: str = "mlp"  # "mlp" over the flat observation, or "conv": 1-D conv over the ray block
+    encoder_hidden: list[int] = field(default_factory=lambda: [64])
+    features: int = 32  # encoder output width = core input size
+    ray_slice: list[int] | None = None  # [start, stop) of the ray block inside the observation (conv)
+    conv_channels: list[int] = field(default_factory=lambda: [8, 8])
+    core_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.obs_dim < 1 or self.act_dim < 1:
+            raise ValueError(f"obs_dim and act_dim must be >= 1, got {self.obs_dim}, {self.act_dim}")
+        if self.encoder not in ("mlp", "conv"):
+            raise ValueError(f"encoder must be 'mlp' or 'conv', got {self.encoder!r}")
+        if self.encoder == "conv":
+            if self.ray_slice is None or len(self.ray_slice) != 2:
+                raise ValueError("a conv encoder needs ray_slice=[start, stop] of the ray block")
+            start, stop = self.ray_slice
+            if not 0 <= start < stop <= self.obs_dim or stop - start < 8:
+                raise ValueError(f"ray_slice {self.ray_slice} must lie inside [0, {self.obs_dim}] "
+                                 "and hold >= 8 rays")
+        if self.budget is not None and self.budget < 1:
+            raise ValueError(f"budget must be positive, got {self.budget}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON-ready)."""
+        return json.loads(json.dumps(asdict(self)))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PolicyConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        known = set(cls.__dataclass_fields__)
+        extra = set(d) - known
+        if extra:
+            raise ValueError(f"unknown PolicyConfig fields {sorted(extra)}")
+        return cls(**d)
+
+
+def _core_factory():
+    """The core builder of nets/core.py (looked up lazily; tests may substitute it)."""
+    from liquid_control.nets.core import make_core
+
+    return make_core
+
+
+def _n_trainable(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+class _ConvEncoder(nn.Module):
+    """1-D conv over the ray block, concatenated with the remaining (non-ray) features."""
+
+    def __init__(self, cfg: PolicyConfig) -> None:
+        super().__init__()
+        start, stop = cfg.ray_slice  # type: ignore[misc]
+        self.start, self.stop = start, stop
+        layers: list[nn.Module] = []
+        c_in, length = 1, stop - start
+        for c in cfg.conv_channels:
+            layers += [nn.Conv1d(c_in, c, kernel_size=5, stride=2, padding=2), nn.ELU()]
+            c_in, length = c, (length - 1) // 2 + 1
+        self.conv = nn.Sequential(*layers)
+        n_rest = cfg.obs_dim - (stop - start)
+        self.out = nn.Sequential(nn.Linear(c_in * length + n_rest, cfg.features), nn.Tanh())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-1]
+        rays = x[..., self.start:self.stop].reshape(-1, 1, self.stop - self.start)
+        rest = torch.cat([x[..., : self.start], x[..., self.stop:]], dim=-1).reshape(rays.shape[0], -1)
+        h = self.conv(rays).flatten(1)
+        return self.out(torch.cat([h, rest], dim=-1)).reshape(*lead, -1)
+
+
+def _mlp_encoder(cfg: PolicyConfig) -> nn.Module:
+    layers: list[nn.Module] = []
+    width = cfg.obs_dim
+    for h in cfg.encoder_hidden:
+        layers += [nn.Linear(width, h), nn.ELU()]
+        width = h
+    layers += [nn.Linear(width, cfg.features), nn.Tanh()]
+    return nn.Sequential(*layers)
+
+
+class PolicyNet(nn.Module):
+    """Recurrent policy: ``forward(obs (B,T,F), state, resets) -> (actions (B,T,A), state)``.
+
+    Actions come out in the env's units (tanh output de-normalised by the action buffers); pass
+    ``normalized=True`` to get the tanh output in [-1, 1] (what BC's loss compares against).
+    """
+
+    def __init__(self, config: PolicyConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.register_buffer("obs_mean", torch.zeros(config.obs_dim))
+        self.register_buffer("obs_std", torch.ones(config.obs_dim))
+        self.register_buffer("act_center", torch.zeros(config.act_dim))
+        self.register_buffer("act_scale", torch.ones(config.act_dim))
+        self.encoder = _ConvEncoder(config) if config.encoder == "conv" else _mlp_encoder(config)
+        make_core = _core_factory()
+        a = config.act_dim
+        if config.budget is None:
+            self.core = make_core(config.core, config.features, a, **config.core_kwargs)
+        else:  # the head's size depends on the core's output width: iterate to a fixed point
+            enc, out_width = _n_trainable(self.encoder), a
+            for _ in range(4):
+                rest = config.budget - enc - (out_width * a + a)
+                if rest < 16:
+                    raise ValueError(
+                        f"budget {config.budget} leaves {rest} parameters for the core after the encoder "
+                        f"({enc}) and head; raise the budget or shrink the encoder")
+                self.core = make_core(config.core, config.features, a, budget=rest, **config.core_kwargs)
+                if self.core.output_size == out_width:
+                    break
+                out_width = self.core.output_size
+        self.head = nn.Linear(self.core.output_size, a)
+        if self.core.output_size == a:  # motor neurons drive the actions: start at the identity
+            with torch.no_grad():
+                self.head.weight.copy_(torch.eye(a))
+                self.head.bias.zero_()
+
+    @property
+    def state_size(self) -> int:
+        """Width of the recurrent state (0 for feed-forward cores)."""
+        return int(self.core.state_size)
+
+    def initial_state(self, batch: int) -> torch.Tensor:
+        """Zero state of shape (batch, state_size)."""
+        return self.core.initial_state(batch)
+
+    def set_normalization(self, obs_mean: np.ndarray, obs_std: np.ndarray,
+                          act_low: np.ndarray, act_high: np.ndarray) -> None:
+        """Set observation statistics and the action range (stored as buffers)."""
+        std = np.maximum(np.asarray(obs_std, np.float64), 1e-3)
+        low, high = np.asarray(act_low, np.float64), np.asarray(act_high, np.float64)
+        if low.shape != (self.config.act_dim,) or high.shape != low.shape or np.any(high <= low):
+            raise ValueError(f"action range must be two ({self.config.act_dim},) arrays with high > low")
+        if np.asarray(obs_mean).shape != (self.config.obs_dim,) or std.shape != (self.config.obs_dim,):
+            raise ValueError(f"observation statistics must have shape ({self.config.obs_dim},)")
+        for name, value in (("obs_mean", obs_mean), ("obs_std", std),
+                            ("act_center", (high + low) / 2), ("act_scale", (high - low) / 2)):
+            getattr(self, name).copy_(torch.as_tensor(np.asarray(value), dtype=torch.float32))
+
+    def normalization(self) -> dict[str, list[float]]:
+        """The normalisation buffers as plain lists (recorded in config.json)."""
+        return {
+            "obs_mean": self.obs_mean.tolist(), "obs_std": self.obs_std.tolist(),
+            "act_low": (self.act_center - self.act_scale).tolist(),
+            "act_high": (self.act_center + self.act_scale).tolist(),
+        }
+
+    def normalize_actions(self, actions: torch.Tensor) -> torch.Tensor:
+        """Env-unit actions → [-1, 1] (the space the tanh head predicts)."""
+        return ((actions - self.act_center) / self.act_scale).clamp(-1.0, 1.0)
+
+    def forward(self, obs: torch.Tensor, state: torch.Tensor | None = None,
+                resets: torch.Tensor | None = None, normalized: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        if obs.dim() != 3 or obs.shape[-1] != self.config.obs_dim:
+            raise ValueError(f"obs must be (B, T, {self.config.obs_dim}), got {tuple(obs.shape)}")
+        x = ((obs - self.obs_mean) / self.obs_std).clamp(-10.0, 10.0)
+        y, state = self.core(self.encoder(x), state, resets)
+        a = torch.tanh(self.head(y))
+        return (a if normalized else a * self.act_scale + self.act_center), state
+
+
+def param_counts(policy: nn.Module) -> dict[str, int | None]:
+    """Trainable / effective / buffer counts of a policy (effective counts only unmasked weights)."""
+    try:
+        from liquid_control.nets.params import count_params
+    except ImportError:  # nets/params.py not there: report what can be counted without it
+        return {"trainable": _n_trainable(policy), "effective": None,
+                "buffers": sum(b.numel() for b in policy.buffers())}
+    return {k: int(v) for k, v in count_params(policy).items()}
+
+
+def apply_constraints(policy: nn.Module) -> None:
+    """Parameter constraints of the core after an optimiser step (LTC clip mode; a no-op otherwise)."""
+    fn = getattr(getattr(policy, "core", None), "apply_constraints", None)
+    if fn is not None:
+        fn()

@@ -1,0 +1,205 @@
+"""``LiquidControl/DroneHover-v0``: reach and hold a hover point from a random initial state.
+
+Each episode draws (from its layout seed, so splits never share an episode) a target point and an initial
+pose, velocity and body rate around it.  The drone must get within ``task.tolerance`` (0.1 m) of the
+target and stay there: ``info["hold_time"]`` is the time (s) it has been inside continuously, and
+``info["is_success"]`` is true while ``hold_time >= task.hold_s`` (2 s), so at the end of an episode it
+says "held within 0.1 m for the last 2 s".  The episode is truncated at ``task.episode_s`` and
+terminated early on a crash (ground contact, flipped over) or when the drone gets ``task.max_distance``
+away from the target.
+
+Observation (float32, 16): target vector in the body frame (3, m), body-frame velocity (3, m/s), gravity
+direction in the body frame (3), body rates (3, rad/s), previous action (4).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pybullet as p
+from gymnasium import spaces
+
+from liquid_control.sim.layouts import SPLITS, layout_seed_for
+from liquid_control.sim.options import Opt, resolve
+from liquid_control.sim.tasks.drone_common import DRONE_SCHEMA, PHYSICS_HZ, DroneRig
+from liquid_control.sim.tasks.drone_render import chase_camera
+from liquid_control.sim.world import World
+
+FAMILY = "hover"
+
+SCHEMA: dict[str, Opt] = {
+    "split": Opt("train", "str", choices=tuple(SPLITS), help="seed range of the initial conditions"),
+    "control_hz": Opt(30.0, "float", 1.0, float(PHYSICS_HZ), help="control rate (Hz), physics 240 Hz"),
+    **DRONE_SCHEMA,
+    "disturbance.obs_noise": Opt(0.0, "float", low=0.0, high=1.0, help="observation noise std (obs units)"),
+    "disturbance.act_noise": Opt(0.0, "float", low=0.0, high=2.0, help="actuator noise std (action units)"),
+    "disturbance.latency_steps": Opt(0, "int", low=0, high=50, help="control delay (steps)"),
+    "task.episode_s": Opt(8.0, "float", low=1.0, high=120.0, help="episode length (s)"),
+    "task.tolerance": Opt(0.1, "float", low=0.01, high=1.0, help="hold radius (m)"),
+    "task.hold_s": Opt(2.0, "float", low=0.0, high=60.0, help="hold time for success (s)"),
+    "task.init_offset": Opt(1.0, "float", low=0.0, high=3.0, help="max initial distance per axis (m)"),
+    "task.init_tilt": Opt(0.3, "float", low=0.0, high=1.0, help="max initial roll/pitch (rad)"),
+    "task.init_speed": Opt(0.5, "float", low=0.0, high=3.0, help="max initial speed per axis (m/s)"),
+    "task.max_distance": Opt(4.0, "float", low=0.5, high=20.0, help="terminate when this far away (m)"),
+}
+
+
+class DroneHoverEnv(gym.Env):
+    """Reach and hold a point with a Crazyflie-class quadrotor (see the module docstring)."""
+
+    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 30}
+
+    def __init__(self, render_mode: str | None = None, **options: Any) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.options = resolve(SCHEMA, options)
+        self.render_mode = render_mode
+        substeps = max(1, int(round(PHYSICS_HZ / self.options["control_hz"])))
+        self.metadata = {**self.metadata, "render_fps": int(round(PHYSICS_HZ / substeps))}
+        self.world = World(gui=render_mode == "human", timestep=1.0 / PHYSICS_HZ)
+        self.world.reset(None)
+        self.rig = DroneRig(self.world.client, self.options, substeps)
+        self.action_space = self.rig.actions.space
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(16,), dtype=np.float32)
+        t = self.options["task"]
+        self.max_steps = int(round(t["episode_s"] / self.rig.dt))
+        d = self.options["disturbance"]
+        self._obs_noise = float(d["obs_noise"])
+        self._act_noise = float(d["act_noise"])
+        self._latency = int(d["latency_steps"])
+        self.target = np.zeros(3)
+        self.layout_seed = 0
+        self.state: dict[str, Any] = {}
+        self._reset_counters()
+
+    def _reset_counters(self) -> None:
+        self.steps = 0
+        self.hold_time = 0.0
+        self.path_length = 0.0
+        self.effort = 0.0
+        self.min_height = math.inf
+        self.prev_action = np.zeros(4, dtype=np.float32)
+        self._queue: deque[np.ndarray] = deque()
+
+    # ------------------------------------------------------------------ gym API
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if options:
+            raise ValueError("DroneHoverEnv.reset takes no options; pass options to the constructor")
+        episode_seed = int(seed) if seed is not None else int(self.np_random.integers(0, 2**31 - 1))
+        self.layout_seed = layout_seed_for(self.options["split"], episode_seed)
+        rng = np.random.default_rng([0x686F, self.layout_seed])
+        t = self.options["task"]
+        self.target = np.array([rng.uniform(-1.0, 1.0), rng.uniform(-1.0, 1.0), rng.uniform(1.0, 2.0)])
+        off = rng.uniform(-t["init_offset"], t["init_offset"], size=3)
+        pos = self.target + off
+        pos[2] = max(pos[2], 0.3)
+        tilt = t["init_tilt"]
+        rpy = (rng.uniform(-tilt, tilt), rng.uniform(-tilt, tilt), rng.uniform(-math.pi, math.pi))
+        vel = rng.uniform(-t["init_speed"], t["init_speed"], size=3)
+        omega = rng.uniform(-1.0, 1.0, size=3) * tilt
+        self.rig.reset(self.np_random, tuple(pos), rpy, tuple(vel), tuple(omega))
+        self._reset_counters()
+        self._queue.extend(self.rig.neutral_action() for _ in range(self._latency))
+        self._update_state()
+        return self._obs(), self._info(False, False)
+
+    def step(self, action):
+        action = np.asarray(action, dtype=np.float32).reshape(4)
+        if not np.all(np.isfinite(action)):
+            raise ValueError(f"action must be finite, got {action}")
+        applied = np.clip(action, -1.0, 1.0)
+        if self._latency:
+            self._queue.append(applied)
+            applied = self._queue.popleft()
+        if self._act_noise > 0:
+            applied = np.clip(applied + self.np_random.normal(0.0, self._act_noise, size=4), -1.0, 1.0)
+        before = self.rig.quad.pos
+        self.rig.step(applied, self.np_random)
+        q = self.rig.quad
+        self.steps += 1
+        self.path_length += math.dist(before, q.pos)
+        a = np.clip(action, -1.0, 1.0)
+        self.effort += float(a @ a)
+        self.min_height = min(self.min_height, q.pos[2])
+        err = float(np.linalg.norm(np.asarray(q.pos) - self.target))
+        dt = self.rig.dt
+        tol = self.options["task"]["tolerance"]
+        self.hold_time = self.hold_time + dt if err < tol else 0.0
+        crashed = q.pos[2] < 0.05 or q.R[8] < 0.0 or self.world.contacts(q.body) or self._ground_contact()
+        away = err > self.options["task"]["max_distance"]
+        terminated = bool(crashed or away)
+        truncated = bool(self.steps >= self.max_steps and not terminated)
+        speed = math.sqrt(sum(v * v for v in q.vel))
+        da = action - self.prev_action
+        reward = (-err - 0.05 * speed - 0.01 * float(a @ a) - 0.02 * float(da @ da)
+                  + (0.5 if err < tol else 0.0))
+        if crashed:
+            reward -= 20.0
+        elif away:
+            reward -= 10.0
+        self.prev_action = a
+        self._update_state()
+        obs = self._obs()
+        info = self._info(bool(crashed), truncated)
+        return obs, float(reward), terminated, truncated, info
+
+    def _ground_contact(self) -> bool:
+        g = self.world.ground
+        return bool(p.getContactPoints(bodyA=self.rig.quad.body, bodyB=g, physicsClientId=self.world.client))
+
+    @property
+    def position(self) -> np.ndarray:
+        """Current drone position (m, world frame)."""
+        return np.asarray(self.rig.quad.pos)
+
+    # ------------------------------------------------------------------ observation / info
+    def _obs(self) -> np.ndarray:
+        q = self.rig.quad
+        e = self.rig.to_body(*(self.target - np.asarray(q.pos)))
+        obs = np.array((*e, *self.rig.body_velocity(), *self.rig.attitude(), *self.prev_action),
+                       dtype=np.float32)
+        if self._obs_noise > 0:
+            obs[:12] += self.np_random.normal(0.0, self._obs_noise, size=12).astype(np.float32)
+        return obs
+
+    def _update_state(self) -> None:
+        q = self.rig.quad
+        self.state = {"pos": np.asarray(q.pos), "quat": np.asarray(q.quat), "vel": np.asarray(q.vel),
+                      "rates": np.asarray(q.rates), "rpy": np.asarray(q.rpy), "target": self.target.copy(),
+                      "wind": np.asarray(q.wind)}
+
+    def _info(self, collision: bool, truncated: bool) -> dict[str, Any]:
+        q = self.rig.quad
+        success = self.hold_time >= self.options["task"]["hold_s"] - 1e-9
+        return {
+            "is_success": bool(success),
+            "collision": collision,
+            "timeout": bool(truncated and not success),
+            "distance_to_goal": float(np.linalg.norm(np.asarray(q.pos) - self.target)),
+            "hold_time": float(self.hold_time),
+            "path_length": float(self.path_length),
+            "min_clearance": float(self.min_height),
+            "control_effort": float(self.effort),
+            "layout_id": f"{FAMILY}:{self.layout_seed}",
+            "layout_seed": int(self.layout_seed),
+            "family": FAMILY,
+            "t": self.steps * self.rig.dt,
+        }
+
+    # ------------------------------------------------------------------ rendering
+    def render(self):
+        if self.render_mode == "rgb_array":
+            return self.render_chase()
+        return None
+
+    def render_chase(self, width: int = 160, height: int = 120) -> np.ndarray:
+        """Chase-camera RGB image (H, W, 3) behind and above the drone (TinyRenderer)."""
+        return chase_camera(self.world.client, self.rig.quad, width, height)
+
+    def close(self) -> None:
+        self.world.close()

@@ -1,0 +1,114 @@
+"""The evaluate runner and command: determinism across workers, error episodes, outputs, CLI errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from liquid_control.cli import main
+from liquid_control.evaluate import runner
+from liquid_control.evaluate.suites import resolve_condition
+
+
+def test_episode_seeds_are_prefix_stable_and_seeded():
+    a, b = runner.episode_seeds(0, 5), runner.episode_seeds(0, 9)
+    assert a == b[:5] and len(set(b)) == 9
+    assert runner.episode_seeds(1, 5) != a
+    with pytest.raises(ValueError):
+        runner.episode_seeds(0, 0)
+
+
+def test_same_seed_same_results_for_1_and_2_workers(fake_env_id, tmp_path):
+    r1 = runner.evaluate("random", fake_env_id, episodes=6, seed=4, workers=1, progress=False)
+    r2 = runner.evaluate("random", fake_env_id, episodes=6, seed=4, workers=2, progress=False)
+    runner.write_results(r1, tmp_path / "a.json")
+    runner.write_results(r2, tmp_path / "b.json")
+    assert (tmp_path / "a.json").read_text() == (tmp_path / "b.json").read_text()
+    assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
+    r3 = runner.evaluate("random", fake_env_id, episodes=6, seed=5, workers=1, progress=False)
+    assert [e["seed"] for e in r3["per_episode"]] != [e["seed"] for e in r1["per_episode"]]
+
+
+def test_results_schema_csv_and_markdown(fake_env_id, tmp_path):
+    res = runner.evaluate("random", fake_env_id, episodes=4, seed=0, workers=1, progress=False,
+                          overrides={"max_steps": 12})
+    assert res["env"] == fake_env_id and res["condition"] == "test" and res["split"] == "test"
+    assert res["policy"] == "random" and res["episodes"] == 4 and res["seed"] == 0
+    assert res["overrides"] == {"max_steps": 12} and res["options"]["split"] == "test"
+    for name in ("success_rate", "collision_rate", "timeout_rate", "spl", "time_to_goal_s", "path_length_m",
+                 "min_clearance_m", "control_effort"):
+        assert set(res["metrics"][name]) == {"mean", "ci95", "n"}
+    eps = res["per_episode"]
+    assert [e["index"] for e in eps] == [0, 1, 2, 3]
+    assert all(e["steps"] <= 12 and e["layout_id"].startswith("line:") for e in eps)
+    assert all(e["success"] + e["collision"] + e["timeout"] == 1 for e in eps)
+    paths = runner.write_results(res, tmp_path / "out" / "results.json")
+    assert json.loads(open(paths["json"]).read()) == json.loads(json.dumps(res))
+    csv_lines = open(paths["csv"]).read().splitlines()
+    assert len(csv_lines) == 5 and csv_lines[0].startswith("index,seed,layout_id")
+    md = open(paths["md"]).read()
+    assert "| success_rate |" in md and "random" in md
+
+
+def test_crashing_episode_becomes_error_record(fake_env_id, capsys):
+    seeds = runner.episode_seeds(0, 3)
+    cond = resolve_condition(fake_env_id, overrides={"crash_seed": seeds[1]})
+    res = runner.evaluate("random", fake_env_id, cond, episodes=3, seed=0, workers=1, progress=False)
+    eps = res["per_episode"]
+    assert len(eps) == 3 and res["errors"] == 1
+    assert eps[1]["error"] and "simulated crash" in eps[1]["error"] and eps[1]["seed"] == seeds[1]
+    assert eps[0]["error"] is None and eps[2]["error"] is None
+    assert res["metrics"]["success_rate"]["n"] == 2
+    assert res["metrics"]["error_rate"]["mean"] == pytest.approx(1 / 3)
+    assert "simulated crash" in capsys.readouterr().err
+
+
+def test_cli_evaluate_writes_outputs(fake_env_id, suites_dir, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    code = main(["evaluate", "--policy", "random", "--env", fake_env_id, "--suite", "long", "--episodes", "2",
+                 "--workers", "1", "--set", "max_steps=5", "--out", str(out)])
+    assert code == 0
+    res = json.loads(out.read_text())
+    assert res["condition"] == "long" and res["options"]["max_steps"] == 5
+    assert (tmp_path / "r.csv").exists() and (tmp_path / "r.md").exists()
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["episodes"] == 2
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["--policy", "random", "--suite", "nope"], "unknown suite 'nope'"),
+    (["--policy", "/nonexistent/ckpt"], "not found"),
+    (["--policy", "random", "--set", "nonsense"], "key=value"),
+])
+def test_cli_user_errors_are_one_line_exit_2(fake_env_id, suites_dir, tmp_path, capsys, extra, needle):
+    code = main(["evaluate", "--env", fake_env_id, "--episodes", "1", "--workers", "1",
+                 "--out", str(tmp_path / "r.json"), *extra])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and needle in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_cli_corrupt_checkpoint_is_one_line_exit_2(fake_env_id, tmp_path, capsys):
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text("{not json")
+    (ckpt / "policy.pt").write_bytes(b"garbage")
+    code = main(["evaluate", "--policy", str(ckpt), "--env", fake_env_id, "--episodes", "1", "--workers", "1",
+                 "--out", str(tmp_path / "r.json")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "corrupt" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_rover_expert_results_identical_across_worker_counts(tmp_path):
+    pytest.importorskip("liquid_control.experts.rover")
+    env_id = "LiquidControl/RoverNav-v0"
+    kw = dict(episodes=3, seed=11, progress=False, overrides={"layout": {"family": "forest"}})
+    r1 = runner.evaluate("expert", env_id, workers=1, **kw)
+    r2 = runner.evaluate("expert", env_id, workers=2, **kw)
+    runner.write_results(r1, tmp_path / "a.json")
+    runner.write_results(r2, tmp_path / "b.json")
+    assert (tmp_path / "a.json").read_text() == (tmp_path / "b.json").read_text()
+    assert r1["errors"] == 0 and all(e["family"] == "forest" for e in r1["per_episode"])
+    assert all(e["shortest_path_m"] > 0 and 0 <= e["spl"] <= 1 for e in r1["per_episode"])
+    assert all(e["layout_seed"] >= 2_000_000 for e in r1["per_episode"])  # test split, never train layouts

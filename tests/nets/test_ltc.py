@@ -1,0 +1,135 @@
+"""LTC cell and sequence model: gradcheck, fused == reference, resets, save/load, argument errors."""
+
+import io
+
+import pytest
+import torch
+
+from liquid_control.nets import LTC, AutoNCP, FullyConnected, LTCCell, RandomSparse, count_params
+
+
+@pytest.mark.parametrize("implementation", ["reference", "fused"])
+@pytest.mark.parametrize("wiring", ["fc", "autoncp"])
+@pytest.mark.parametrize("implicit", [True, False])
+def test_gradcheck_cell(wiring, implementation, implicit):
+    torch.manual_seed(0)
+    w = FullyConnected(4, 2) if wiring == "fc" else AutoNCP(6, 2)
+    cell = LTCCell(
+        w, 3, ode_unfolds=3, implicit_param_constraints=implicit, implementation=implementation
+    ).double()
+    x = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+    h = torch.randn(2, cell.state_size, dtype=torch.float64, requires_grad=True)
+    ts = (0.5 + torch.rand(2, dtype=torch.float64)).requires_grad_()
+    params = [p for p in cell.parameters() if p.requires_grad]
+    names = [n for n, p in cell.named_parameters() if p.requires_grad]
+
+    def fn(x, h, ts, *ps):
+        return torch.func.functional_call(cell, dict(zip(names, ps, strict=True)), (x, h, ts))
+
+    assert torch.autograd.gradcheck(fn, (x, h, ts, *[p.detach().clone().requires_grad_() for p in params]))
+
+
+@pytest.mark.parametrize("wiring", ["fc", "autoncp", "random"])
+def test_fused_equals_reference_float32(wiring):
+    torch.manual_seed(1)
+    w = {"fc": lambda: 16, "autoncp": lambda: AutoNCP(16, 3), "random": lambda: RandomSparse(16, 3, 0.6)}[
+        wiring
+    ]()
+    model = LTC(8, w, implementation="reference")
+    x = torch.randn(5, 7, 8)
+    ts = 0.2 + torch.rand(5, 7)
+    outs = []
+    for impl in ("reference", "fused"):
+        model.rnn_cell.implementation = impl
+        model.zero_grad()
+        y, h = model(x, timespans=ts)
+        (y.sin().sum() + h.square().sum()).backward()
+        outs.append([y, h] + [p.grad.clone() for p in model.parameters()])
+    for a, b in zip(*outs, strict=True):
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-5), float((a - b).abs().max())
+
+
+def test_auto_implementation_is_fused():
+    assert LTCCell(4, 3).use_fused()
+    assert not LTCCell(4, 3, implementation="reference").use_fused()
+
+
+@pytest.mark.parametrize("implementation", ["reference", "fused"])
+def test_reset_mask_zeroes_state(implementation):
+    torch.manual_seed(0)
+    model = LTC(3, AutoNCP(8, 2), implementation=implementation)
+    x = torch.randn(2, 6, 3)
+    h0 = torch.randn(2, 8)
+    resets = torch.zeros(2, 6, dtype=torch.bool)
+    resets[0, 3] = True
+    y, h = model(x, h0, resets=resets)
+    # sample 0 after the reset == a fresh run from zeros on the rest of its sequence
+    y_fresh, h_fresh = model(x[:1, 3:], torch.zeros(1, 8))
+    assert torch.allclose(y[0, 3:], y_fresh[0], atol=1e-6) and torch.allclose(h[0], h_fresh[0], atol=1e-6)
+    # sample 1 (no reset) is untouched by sample 0's reset
+    y_plain, _ = model(x, h0)
+    assert torch.equal(y[1], y_plain[1])
+    assert not torch.allclose(y[0, 3:], y_plain[0, 3:])
+
+
+def test_layouts_and_return_modes():
+    torch.manual_seed(0)
+    model = LTC(3, 6)
+    x = torch.randn(4, 5, 3)
+    y, h = model(x)
+    assert y.shape == (4, 5, 6) and h.shape == (4, 6)
+    tm = LTC(3, 6, batch_first=False, return_sequences=False)
+    tm.load_state_dict(model.state_dict())
+    y_last, h2 = tm(x.transpose(0, 1))
+    assert torch.allclose(y_last, y[:, -1]) and torch.allclose(h2, h)
+    y_single, h_single = model(x[0])  # unbatched (T, F)
+    assert torch.allclose(y_single, y[0]) and torch.allclose(h_single, h[0])
+
+
+def test_save_load_round_trip():
+    torch.manual_seed(0)
+    model = LTC(4, AutoNCP(10, 2))
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    buf.seek(0)
+    state = torch.load(buf, weights_only=True)
+    assert "rnn_cell.sparsity_mask" in state  # masks travel with the weights
+    other = LTC(4, AutoNCP(10, 2, seed=999))  # a different wiring is overwritten by the loaded masks
+    other.load_state_dict(state)
+    x = torch.randn(3, 5, 4)
+    for a, b in zip(model(x), other(x), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_masks_are_buffers_and_counts():
+    cell = LTCCell(AutoNCP(12, 3), 5)
+    names = {n for n, _ in cell.named_parameters()}
+    assert "sparsity_mask" not in names and "sensory_sparsity_mask" not in names
+    n, s, m = 12, 5, 3
+    c = count_params(cell)
+    assert c["trainable"] == 4 * n * n + 4 * s * n + 3 * n + 2 * s + 2 * m
+    syn, ssyn = cell.wiring.synapse_count, cell.wiring.sensory_synapse_count
+    assert c["effective"] == 3 * n + 4 * syn + 4 * ssyn + 2 * s + 2 * m
+    assert c["buffers"] == n * n + s * n
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: LTC(3, -4),
+        lambda: LTC(3, AutoNCP(10, 8)),
+        lambda: LTC(0, 4),
+        lambda: LTCCell(4, 3, ode_unfolds=0),
+        lambda: LTCCell(4, 3, input_mapping="cubic"),
+        lambda: LTCCell(4, 3, implementation="gpu"),
+        lambda: LTC(3, 4)(torch.randn(2, 5, 4)),  # wrong input width
+        lambda: LTC(3, 4)(torch.full((2, 5, 3), float("nan"))),
+        lambda: LTCCell(4, 3)(torch.randn(2, 3), torch.zeros(2, 5)),  # wrong state width
+        lambda: LTCCell(4, 3)(torch.randn(2, 3), torch.zeros(2, 4), torch.ones(3)),  # wrong time shape
+        lambda: LTC(3, 4)(torch.randn(2, 5, 3), timespans=torch.ones(5, 2)),
+        lambda: LTC(3, 4)(torch.randn(2, 5, 3), resets=torch.ones(2, 4)),
+    ],
+)
+def test_bad_arguments_raise_value_error(call):
+    with pytest.raises(ValueError):
+        call()

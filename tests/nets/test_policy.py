@@ -1,0 +1,104 @@
+"""PolicyNet: budgets match across cores, normalisation, resets, config round trip."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from liquid_control.nets.policy import PolicyConfig, PolicyNet, param_counts
+
+CORES = ["ltc", "cfc", "lstm", "gru", "mlp", "euler"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+@pytest.mark.parametrize("obs_dim,act_dim", [(40, 2), (60, 4)])
+def test_every_core_matches_the_ltc_budget_within_10_percent(obs_dim, act_dim):
+    ltc = param_counts(PolicyNet(PolicyConfig(obs_dim=obs_dim, act_dim=act_dim)))
+    assert 18000 <= ltc["trainable"] <= 22000  # the default LTC policy is ~20k parameters
+    assert ltc["effective"] < ltc["trainable"]  # sparse NCP wiring: masked synapses do not count
+    for kind in CORES[1:]:
+        n = param_counts(PolicyNet(PolicyConfig(obs_dim=obs_dim, act_dim=act_dim, core=kind)))["trainable"]
+        assert abs(n - ltc["trainable"]) <= 0.1 * ltc["trainable"], (kind, n, ltc)
+
+
+def test_default_ltc_has_motor_neurons_equal_to_action_dims():
+    p = PolicyNet(PolicyConfig(obs_dim=10, act_dim=3))
+    assert p.core.output_size == 3
+    assert p.core.config()["wiring"] == "autoncp"
+
+
+def test_actions_are_denormalised_into_the_action_range():
+    p = PolicyNet(PolicyConfig(obs_dim=5, act_dim=2, core="gru", budget=None))
+    p.set_normalization(np.zeros(5), np.ones(5), np.array([0.0, -4.0]), np.array([2.0, 4.0]))
+    a, _ = p(torch.randn(3, 7, 5) * 100)
+    assert a.shape == (3, 7, 2)
+    assert (a[..., 0] >= 0).all() and (a[..., 0] <= 2).all() and (a[..., 1].abs() <= 4).all()
+    raw, _ = p(torch.randn(3, 7, 5), normalized=True)
+    assert raw.abs().max() <= 1.0
+    assert torch.allclose(p.normalize_actions(torch.tensor([[2.0, -4.0]])), torch.tensor([[1.0, -1.0]]))
+
+
+def test_observation_normalisation_is_applied():
+    p = PolicyNet(PolicyConfig(obs_dim=4, act_dim=1, core="gru", budget=None))
+    x = torch.randn(2, 5, 4)
+    a0, _ = p(x)
+    p.set_normalization(np.full(4, 3.0), np.full(4, 2.0), -np.ones(1), np.ones(1))
+    a1, _ = p(x * 2.0 + 3.0)
+    assert torch.allclose(a0, a1, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["ltc", "lstm"])
+def test_resets_restart_the_state(kind):
+    torch.manual_seed(0)
+    p = PolicyNet(PolicyConfig(obs_dim=6, act_dim=2, core=kind, budget=None))
+    x = torch.randn(1, 10, 6)
+    resets = torch.zeros(1, 10)
+    resets[0, 4] = 1
+    a, _ = p(x, resets=resets)
+    fresh, _ = p(x[:, 4:])
+    assert torch.allclose(a[:, 4:], fresh, atol=1e-5)
+    carried, _ = p(x)
+    assert not torch.allclose(carried[:, 4:], fresh, atol=1e-4)  # without the reset, memory matters
+
+
+def test_stepwise_equals_sequence():
+    p = PolicyNet(PolicyConfig(obs_dim=6, act_dim=2, core="ltc", budget=None))
+    x = torch.randn(2, 8, 6)
+    full, _ = p(x)
+    state, steps = None, []
+    for t in range(8):
+        a, state = p(x[:, t:t + 1], state)
+        steps.append(a)
+    assert torch.allclose(full, torch.cat(steps, 1), atol=1e-5)
+
+
+def test_config_json_round_trip_rebuilds_the_same_architecture():
+    cfg = PolicyConfig(obs_dim=40, act_dim=2, core="cfc", encoder="conv", ray_slice=[0, 32])
+    again = PolicyConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg
+    a, b = PolicyNet(cfg), PolicyNet(again)
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(2, 3, 40)
+    assert torch.allclose(a(x)[0], b(x)[0])
+    n = param_counts(a)["trainable"]
+    assert abs(n - 20000) <= 2000
+
+
+def test_bad_configs_are_clear_errors():
+    with pytest.raises(ValueError, match="budget"):
+        PolicyNet(PolicyConfig(obs_dim=500, act_dim=2, budget=2000))
+    with pytest.raises(ValueError, match="ray_slice"):
+        PolicyConfig(obs_dim=10, act_dim=2, encoder="conv")
+    with pytest.raises(ValueError, match="unknown core"):
+        PolicyNet(PolicyConfig(obs_dim=10, act_dim=2, core="transformer"))
+    with pytest.raises(ValueError, match="unknown PolicyConfig"):
+        PolicyConfig.from_dict({"obs_dim": 3, "act_dim": 1, "colour": "red"})
+    with pytest.raises(ValueError, match=r"\(B, T, 10\)"):
+        PolicyNet(PolicyConfig(obs_dim=10, act_dim=2, core="gru", budget=None))(torch.zeros(2, 10))

@@ -1,0 +1,78 @@
+"""Layouts: pure functions of (family, seed), disjoint splits, free and connected start/goal."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from liquid_control.sim.layouts import (
+    FAMILIES,
+    SPLITS,
+    distance_field,
+    generate,
+    layout_seed_for,
+    occupancy_grid,
+    split_of,
+)
+
+CASES = [(kind, fam) for kind, fams in FAMILIES.items() for fam in fams]
+
+
+@pytest.mark.parametrize("kind, family", CASES)
+def test_layout_is_pure_function_of_family_and_seed(kind, family):
+    a = generate(family, 2_000_005, kind=kind)
+    b = generate(family, 2_000_005, kind=kind)
+    c = generate(family, 2_000_006, kind=kind)
+    assert a.fingerprint() == b.fingerprint()
+    np.testing.assert_array_equal(a.boxes, b.boxes)
+    np.testing.assert_array_equal(a.cylinders, b.cylinders)
+    assert a.fingerprint() != c.fingerprint()
+    assert a.layout_id == f"{family}:2000005"
+
+
+@pytest.mark.parametrize("kind, family", CASES)
+def test_start_and_goal_free_connected_and_in_range(kind, family):
+    for seed in range(2_000_000, 2_000_004):
+        lay = generate(family, seed, kind=kind)
+        assert lay.n_obstacles > 0
+        grid = occupancy_grid(lay, 0.1, inflate=0.2)
+        assert grid.free_at(lay.start[:2]) and grid.free_at(lay.goal)
+        dist, _ = distance_field(grid, lay.goal)
+        assert np.isfinite(dist[grid.to_cell(lay.start[:2])])
+        straight = np.hypot(lay.start[0] - lay.goal[0], lay.start[1] - lay.goal[1])
+        lo, hi = lay.knobs["goal_distance"]
+        assert lo - 0.2 <= straight <= hi + 0.2
+        assert lay.geodesic >= straight - 0.3
+        # every obstacle reaches at least the ceiling (2D planning is exact below it)
+        assert np.all(lay.cylinders[:, 3] >= lay.ceiling - 1e-9)
+        assert np.all(2 * lay.boxes[:, 5] >= lay.ceiling - 1e-9)
+
+
+def test_splits_are_disjoint_and_seeds_map_inside():
+    ranges = sorted(SPLITS.values())
+    for (lo1, hi1), (lo2, _) in zip(ranges, ranges[1:], strict=False):
+        assert lo1 < hi1 <= lo2
+    for split in SPLITS:
+        for s in (0, 1, 999_999, 10**7 + 3, 2**31 - 1):
+            assert split_of(layout_seed_for(split, s)) == split
+    with pytest.raises(ValueError, match="unknown split"):
+        layout_seed_for("holdout", 0)
+
+
+def test_train_and_test_layouts_never_coincide():
+    train = {generate(f, layout_seed_for("train", s)).fingerprint() for f in FAMILIES["rover"] for s in range(15)}
+    test = {generate(f, layout_seed_for("test", s)).fingerprint() for f in FAMILIES["rover"] for s in range(15)}
+    assert len(train) == 45 and len(test) == 45
+    assert not train & test
+
+
+def test_knobs_change_layouts_and_bad_knobs_raise():
+    sparse = generate("forest", 7, density=0.1)
+    dense = generate("forest", 7, density=0.6)
+    assert dense.n_obstacles > sparse.n_obstacles
+    big = generate("forest", 7, density=0.3, obstacle_scale=2.0)
+    assert big.cylinders[:, 2].mean() > generate("forest", 7, density=0.3).cylinders[:, 2].mean()
+    with pytest.raises(ValueError, match="unknown rover layout family"):
+        generate("swamp", 1)
+    with pytest.raises(ValueError, match="density"):
+        generate("forest", 1, density=-1.0)
