@@ -293,12 +293,10 @@ def add_arguments_activity(parser: argparse.ArgumentParser) -> None:
 
 def run_activity(args: argparse.Namespace) -> int:
     """``liquid-control plot activity CKPT --out PNG``."""
-    from liquid_control.learn.checkpoint import load_config
+    from liquid_control.evaluate.runner import interface_options
     from liquid_control.sim.options import merge, parse_overrides
 
-    cfg = load_config(args.checkpoint)
-    same_env = args.env in (None, cfg["env_id"])
-    options = merge(cfg.get("env_options", {}) if same_env else {}, {"split": args.split})
+    options = merge(interface_options(args.checkpoint), {"split": args.split})
     options = merge(options, parse_overrides(args.overrides))
     print(json.dumps(episode_activity(args.checkpoint, args.env, options, args.seed, args.out)))
     return 0

@@ -29,6 +29,8 @@ from liquid_control.learn.rollout import ControllerSpec, make_controller, run_ep
 VIEW_H = 384  # height of the camera views
 PANEL_H = 208  # height of the neuron panel
 HEADER_H = 28
+CHASE_SIZE = (192, 144)  # chase-camera render size (TinyRenderer costs ~1 ms per 1,000 pixels)
+CHASE_HZ = 15.0  # the chase view is refreshed at most this often (reused in between)
 LABEL_W = 108  # label column of the neuron panel
 BG = (24, 24, 28)
 FG = (235, 235, 235)
@@ -89,17 +91,24 @@ class NeuronPanel:
             order, spans = row_order(groups)  # type: ignore[arg-type]
             self.order = np.asarray(order)
             n = len(order)
-            self.row_of_y = np.minimum(np.arange(self.rh) * n // self.rh, n - 1)
+            # row heights: motor neurons get a larger share so they stay visible among many neurons
+            motor_n = next((b - a for g, a, b in spans if g == "motor"), 0)
+            weights = np.ones(n)
+            weights[:motor_n] = max(1.0, 0.25 * n / motor_n) if motor_n and motor_n < 0.25 * n else 1.0
+            edges = np.concatenate([[0.0], np.cumsum(weights) / weights.sum() * self.rh])
+            row = np.searchsorted(edges, np.arange(self.rh) + 0.5, side="right") - 1
+            self.row_of_y = np.minimum(row, n - 1)
             self.step_of_x = np.minimum(np.arange(self.rw) * self.steps // self.rw, self.steps - 1)
             self.lo = np.asarray(lo, dtype=np.float64)[self.order]
             span = np.asarray(hi, dtype=np.float64)[self.order] - self.lo
             self.span = np.where(span > 1e-9, span, 1.0)
-            self.colors = np.zeros((self.steps, n, 3), np.uint8)
+            self.canvas = np.empty((self.rh, self.rw, 3), np.uint8)
+            self.canvas[:] = (48, 48, 54)  # not yet played
             self.lut = _colormap_lut()
             font = _font(12)
             for g, a, b in spans:
-                ya = self.y0 + int(np.ceil(a * self.rh / n))
-                yb = self.y0 + int(np.ceil(b * self.rh / n)) - 1
+                ya = self.y0 + int(np.ceil(edges[a] - 0.5))
+                yb = self.y0 + int(np.ceil(edges[b] - 0.5)) - 1
                 color = GROUP_RGB.get(g, FG)
                 draw.rectangle([LABEL_W - 8, ya, LABEL_W - 3, yb], fill=color)
                 label = f"{g} ({b - a})"
@@ -108,32 +117,33 @@ class NeuronPanel:
                     self.motor = (ya, yb)
                     draw.rectangle([self.x0 - 1, ya - 1, self.x0 + self.rw, yb + 1], outline=MOTOR_RGB,
                                    width=2)
-            self._bounds = [(self.y0 + int(np.ceil(b * self.rh / n)) - 1) for _, _, b in spans[:-1]]
+            self._rows = [int(np.ceil(edges[b] - 0.5)) - 1 for _, _, b in spans[:-1]]
+            self.canvas[self._rows] = (10, 10, 10)
         self.base = np.asarray(base)
-        self.filled = -1
+        self.filled, self.cursor = -1, 0
 
     def update(self, step: int, state: np.ndarray | None) -> None:
-        """Record the state after ``step`` (0-based)."""
+        """Record the state after ``step`` (0-based): paints that step's pixel columns of the heat map."""
         if not self.enabled or state is None or step >= self.steps:
             return
         v = np.asarray(state, dtype=np.float64).ravel()[self.order]
         u = np.clip((v - self.lo) / self.span, 0.0, 1.0)
-        self.colors[step] = self.lut[(u * 255).astype(np.int64)]
+        column = self.lut[(u * 255).astype(np.int64)][self.row_of_y]  # (rh, 3)
+        a, b = np.searchsorted(self.step_of_x, [step, step + 1])
+        self.canvas[:, a:b] = column[:, None]
+        self.canvas[self._rows, a:b] = (10, 10, 10)  # group separators
         self.filled = step
+        self.cursor = max(int(b) - 1, 0)
 
     def image(self) -> np.ndarray:
         """The panel as an (H, W, 3) uint8 image up to the last recorded step."""
         img = self.base.copy()
         if not self.enabled:
             return img
-        region = self.colors[self.step_of_x[None, :], self.row_of_y[:, None]]
-        region[:, self.step_of_x > self.filled] = (48, 48, 54)
-        for y in self._bounds:
-            region[y - self.y0] = (10, 10, 10)
+        region = img[self.y0:self.y0 + self.rh, self.x0:self.x0 + self.rw]
+        region[:] = self.canvas
         if self.filled >= 0:
-            cursor = int(np.searchsorted(self.step_of_x, self.filled, side="right")) - 1
-            region[:, max(cursor, 0)] = (255, 255, 255)
-        img[self.y0:self.y0 + self.rh, self.x0:self.x0 + self.rw] = region
+            region[:, self.cursor] = (255, 255, 255)
         if self.motor is not None:  # keep the motor highlight visible over the heat map
             ya, yb = self.motor
             img[ya - 1, self.x0 - 1:self.x0 + self.rw + 1] = MOTOR_RGB
@@ -141,10 +151,10 @@ class NeuronPanel:
         return img
 
 
-def _chase(fn: Any) -> np.ndarray:
-    """A chase-camera image at video resolution when the env's ``render_chase`` takes a size."""
+def _sized(fn: Any, **size: int) -> np.ndarray:
+    """``fn(**size)`` when the env's render function takes a size, else ``fn()``."""
     try:
-        return fn(width=4 * VIEW_H // 3, height=VIEW_H)
+        return fn(**size)
     except TypeError:
         return fn()
 
@@ -203,7 +213,7 @@ def render_episode(
         states = first.neuron_states
         has_states = states is not None and states.ndim == 2 and states.shape[1] > 0
         dt = float(first.info.get("t", 0.0)) / steps if first.info.get("t") else 0.0
-        fps = float(fps or (1.0 / dt if dt > 0 else env.metadata.get("render_fps", 20)))
+        fps = round(float(fps or (1.0 / dt if dt > 0 else env.metadata.get("render_fps", 20))), 3)
         if has_states:  # the neurons' activity; without a recurrent state, the actions instead
             trace = states
             groups = controller_groups(controller, states.shape[1])
@@ -221,6 +231,7 @@ def render_episode(
         name = (json.dumps(policy) if isinstance(policy, dict)
                 else policy if policy in ("expert", "random") else Path(policy).name)
 
+        chase_every = max(1, round(fps / CHASE_HZ))
         writer = None
         gif_frames: list[np.ndarray] = []
         layout: dict[str, Any] = {}
@@ -233,12 +244,16 @@ def render_episode(
             views = []
             # the map: the env's top-down view (also in GUI mode); its plain render() when it has
             # neither a map nor a chase camera (render() of a map-less env may itself be the chase view)
-            top = topdown_fn() if topdown_fn is not None else (env_.render() if chase_fn is None else None)
+            top = (_sized(topdown_fn, px=VIEW_H) if topdown_fn is not None
+                   else env_.render() if chase_fn is None else None)
             if isinstance(top, np.ndarray) and top.ndim == 3:
                 views.append(_resize_h(top, VIEW_H))
             if chase_fn is not None:
-                views.append(_resize_h(_chase(chase_fn), VIEW_H))
-            if not layout:  # fix the frame geometry on the first frame
+                if k["step"] % chase_every == 0 or "chase" not in layout:
+                    layout["chase"] = _resize_h(_sized(chase_fn, width=CHASE_SIZE[0], height=CHASE_SIZE[1]),
+                                                VIEW_H)
+                views.append(layout["chase"])
+            if "width" not in layout:  # fix the frame geometry on the first frame
                 layout["views_w"] = sum(v.shape[1] for v in views)
                 layout["width"] = _pad16(max(layout["views_w"], 640))
                 layout["height"] = _pad16(HEADER_H + (VIEW_H if views else 0) + PANEL_H)
@@ -306,11 +321,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``liquid-control render``: write the video, print a JSON summary."""
-    from liquid_control.evaluate.runner import check_policy
+    from liquid_control.evaluate.runner import check_policy, interface_options
     from liquid_control.sim.options import merge, parse_overrides
 
     check_policy(args.policy)
-    options = merge({"split": args.split}, parse_overrides(args.overrides))
+    options = merge(interface_options(args.policy), {"split": args.split})
+    options = merge(options, parse_overrides(args.overrides))
     print(json.dumps(render_episode(args.policy, args.env, options, args.seed, args.out, gui=args.gui,
                                     fps=args.fps)))
     return 0

@@ -69,7 +69,7 @@ def main() -> int:
     ckpt = train_bc(cfg)
     stages["train_s"] = time.monotonic() - t
     card = json.loads((ckpt / "card.json").read_text())
-    print(f"[train] {card['metrics']['epochs']} epochs, best val {card['metrics']['best_val_loss']:.4f}, "
+    print(f"[train] {card['metrics']['epochs']} epochs, best val {card['metrics']['best_val_loss']}, "
           f"DAgger {[(r['round'], round(r['success_rate'], 2)) for r in card['metrics']['dagger']]} "
           f"in {stages['train_s']:.0f} s", flush=True)
     stages["pipeline_s"] = time.monotonic() - t0

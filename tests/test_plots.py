@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +12,7 @@ from liquid_control.cli import main
 from liquid_control.nets.wiring import AutoNCP, FullyConnected
 from liquid_control.plots import plot_activity, plot_wiring, row_order, state_groups
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_render import FAKE_DIR, make_checkpoint  # noqa: E402
+FAKE_DIR = str(Path(__file__).resolve().parent / "evaluate")  # the fake env module (fake_nav.py)
 
 
 def _png_ok(path: Path) -> np.ndarray:
@@ -55,7 +53,9 @@ def test_plot_wiring_and_activity_functions(tmp_path):
 
 def test_plot_commands_on_a_checkpoint(tmp_path, monkeypatch, capsys):
     monkeypatch.syspath_prepend(FAKE_DIR)
-    ckpt = make_checkpoint(tmp_path / "ckpt")
+    import fake_nav
+
+    ckpt = fake_nav.make_checkpoint(tmp_path / "ckpt")
     assert main(["plot", "wiring", str(ckpt), "--out", str(tmp_path / "w.png")]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["units"] == 12 and info["groups"]["motor"] == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,18 +23,13 @@ def fake_env(monkeypatch) -> str:
     return FAKE_ENV
 
 
-def make_checkpoint(path: Path, env_id: str = FAKE_ENV) -> Path:
-    """A tiny untrained LTC (AutoNCP wiring) checkpoint for the fake env (2 obs, 1 action)."""
-    import torch
+def make_checkpoint(path: Path) -> Path:
+    """A tiny untrained LTC checkpoint for the fake env (see tests/evaluate/fake_nav.py)."""
+    if FAKE_DIR not in sys.path:
+        sys.path.insert(0, FAKE_DIR)
+    import fake_nav
 
-    from liquid_control.learn.checkpoint import save_checkpoint
-    from liquid_control.nets.policy import PolicyConfig, PolicyNet
-
-    torch.manual_seed(0)
-    policy = PolicyNet(PolicyConfig(obs_dim=2, act_dim=1, budget=None, encoder_hidden=[8], features=6,
-                                    core_kwargs={"units": 12}))
-    policy.set_normalization(np.zeros(2), np.ones(2), -np.ones(1), np.ones(1))
-    return save_checkpoint(path, policy, {"env_id": env_id, "env_options": {}}, {})
+    return fake_nav.make_checkpoint(path)
 
 
 def probe(path: Path) -> tuple[int, int, int]:
@@ -58,7 +54,7 @@ def test_render_mp4_frame_count_and_size(fake_env, tmp_path):
     assert summary["neurons"] == 12 and summary["fps"] == pytest.approx(10.0)
 
 
-def test_render_cli_gif_and_errors(fake_env, tmp_path, capsys):
+def test_render_cli_gif_and_errors(fake_env, tmp_path, capsys, monkeypatch):
     out = tmp_path / "ep.gif"
     assert main(["render", "--policy", "random", "--env", fake_env, "--seed", "1", "--out", str(out)]) == 0
     import imageio.v3 as iio
@@ -71,8 +67,13 @@ def test_render_cli_gif_and_errors(fake_env, tmp_path, capsys):
                  "--out", str(tmp_path / "x.mp4")]) == 2
     assert main(["render", "--policy", "random", "--env", "NoSuchEnv-v0",
                  "--out", str(tmp_path / "x.mp4")]) == 2
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert main(["render", "--policy", "random", "--env", fake_env, "--gui",
+                 "--out", str(tmp_path / "g.mp4")]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
-    assert len(errors) == 3 and ".mp4 or .gif" in errors[0] and "not found" in errors[1]
+    assert len(errors) == 4 and ".mp4 or .gif" in errors[0] and "not found" in errors[1]
+    assert "needs a display" in errors[3]
 
 
 def test_neuron_panel_fills_in_and_highlights_motor_neurons():
@@ -93,7 +94,7 @@ def test_neuron_panel_fills_in_and_highlights_motor_neurons():
     assert not changed(blank, half)[panel.rw // 2 + 4:].any()
     assert changed(half, full)[panel.rw // 2 + 4:].all()
     ya, yb = panel.motor
-    assert panel.y0 <= ya < yb < panel.y0 + panel.rh * 2 // 10 + 2  # motor rows on top (2 of 10 neurons)
+    assert panel.y0 <= ya < yb < panel.y0 + panel.rh * 3 // 10  # motor rows on top (2 of 10 neurons)
     assert tuple(full[ya - 1, panel.x0 + 5]) == (255, 127, 14)
     off = NeuronPanel(640, 208, None, None, None, steps, title="no neuron state")
     off.update(0, None)

@@ -6,7 +6,7 @@ policy LTC core) it measures, for our fused and reference LTC, the ncps LTC with
 
 * training throughput: forward + backward over a (B=64, T=64) batch, in steps/s (B*T per second);
 * batch-1 latency of one control step without gradients (median, microseconds);
-* memory autograd keeps for the backward pass at T=256 (saved tensors, MB).
+* memory autograd keeps for the backward pass at B=2, T=256 (saved tensors, MB).
 
 It prints a table and writes JSON with the figures and the ratios to ncps and to the LSTM.
 """
@@ -134,20 +134,21 @@ def _bench_config(name: str, make_wiring: Callable[[], Any], args: argparse.Name
 
     batch, steps, t_mem = (8, 8, 16) if args.quick else (64, 64, 256)
     min_s = args.min_seconds if args.min_seconds is not None else (0.05 if args.quick else 1.0)
-    min_reps, calls = (1, 20) if args.quick else (2, 300)
+    min_reps, calls = (1, 20) if args.quick else (1, 300)
     torch.manual_seed(0)
     theirs = ncps_torch.LTC(INPUTS, make_wiring())
-    models = {
-        "ours_fused": from_ncps(theirs, implementation="fused"),
-        "ours_reference": from_ncps(theirs, implementation="reference"),
-        "ncps": theirs,
-    }
-    counts = count_params(models["ours_fused"])
+    models = {"ours_auto": from_ncps(theirs, implementation="auto")}
+    auto_impl = models["ours_auto"].rnn_cell.resolved_implementation()
+    models["ours_torch_fused"] = from_ncps(theirs, implementation="fused")
+    models["ours_reference"] = from_ncps(theirs, implementation="reference")
+    models["ncps"] = theirs
+    counts = count_params(models["ours_auto"])
     hidden = size_for_budget("lstm", counts["trainable"], INPUTS, 4)
     models["lstm"] = _LSTMSeq(INPUTS, hidden)
     x = torch.randn(batch, steps, INPUTS)
     result: dict[str, Any] = {
-        "units": models["ours_fused"].state_size,
+        "units": models["ours_auto"].state_size,
+        "auto_implementation": auto_impl,
         "params": {
             "ltc_trainable": counts["trainable"],
             "ltc_effective": counts["effective"],
@@ -165,26 +166,30 @@ def _bench_config(name: str, make_wiring: Callable[[], Any], args: argparse.Name
     x1 = torch.randn(1, INPUTS)
     n = result["units"]
     h1 = torch.zeros(1, n)
-    fused_cell, ref_cell, their_cell = (models[k].rnn_cell for k in ("ours_fused", "ours_reference", "ncps"))
+    cells = {k: models[k].rnn_cell for k in ("ours_auto", "ours_torch_fused", "ours_reference", "ncps")}
     lstm_cell = nn.LSTMCell(INPUTS, hidden)
     hc = (torch.zeros(1, hidden), torch.zeros(1, hidden))
-    result["latency_us"] = {
-        "ours_fused": _latency_us(lambda: fused_cell(x1, h1), calls),
-        "ours_reference": _latency_us(lambda: ref_cell(x1, h1), calls),
-        "ncps": _latency_us(lambda: their_cell(x1, h1, 1.0), calls),
-        "lstm": _latency_us(lambda: lstm_cell(x1, hc), calls),
-    }
-    xm = torch.randn(batch, t_mem, INPUTS)
+    result["latency_us"] = {k: _latency_us(lambda c=c: c(x1, h1), calls) for k, c in cells.items()}
+    result["latency_us"]["lstm"] = _latency_us(lambda: lstm_cell(x1, hc), calls)
+    if auto_impl == "numba":  # the compiled step on numpy arrays (closed-loop controllers)
+        step = cells["ours_auto"].compile_step()
+        xn, hn = x1[0].numpy(), h1[0].numpy()
+        result["latency_us"]["ours_compiled_step"] = _latency_us(lambda: step(xn, hn), calls)
+    xm = torch.randn(2, t_mem, INPUTS)  # batch 2: ncps keeps ~N*N floats per op, unfold and step
     for key, model in models.items():
         result[f"saved_mb_T{t_mem}"][key] = _saved_mb(model, xm)
     tr, lat, mem = result["train_steps_per_s"], result["latency_us"], result[f"saved_mb_T{t_mem}"]
     result["ratios"] = {
-        "train_fused_over_ncps": tr["ours_fused"] / tr["ncps"],
+        "train_auto_over_ncps": tr["ours_auto"] / tr["ncps"],
+        "train_torch_fused_over_ncps": tr["ours_torch_fused"] / tr["ncps"],
         "train_reference_over_ncps": tr["ours_reference"] / tr["ncps"],
-        "train_lstm_over_fused": tr["lstm"] / tr["ours_fused"],
-        "latency_ncps_over_fused": lat["ncps"] / lat["ours_fused"],
-        "memory_fused_over_ncps": mem["ours_fused"] / mem["ncps"],
+        "train_lstm_over_auto": tr["lstm"] / tr["ours_auto"],
+        "latency_ncps_over_auto": lat["ncps"] / lat["ours_auto"],
+        "memory_auto_over_ncps": mem["ours_auto"] / mem["ncps"],
+        "memory_torch_fused_over_ncps": mem["ours_torch_fused"] / mem["ncps"],
     }
+    if "ours_compiled_step" in lat:
+        result["ratios"]["latency_ncps_over_compiled_step"] = lat["ncps"] / lat["ours_compiled_step"]
     return result
 
 
@@ -216,15 +221,24 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_table(report: dict[str, Any]) -> None:
-    head = f"{'config':<24}{'model':<16}{'train steps/s':>15}{'batch-1 µs':>12}{'saved MB':>10}"
+    head = f"{'config':<24}{'model':<20}{'train steps/s':>15}{'batch-1 µs':>12}{'saved MB':>10}"
     print(head)
     print("-" * len(head))
     for name, r in report["configs"].items():
         mem_key = next(k for k in r if k.startswith("saved_mb"))
-        for model in ("ours_fused", "ours_reference", "ncps", "lstm"):
-            print(
-                f"{name:<24}{model:<16}{r['train_steps_per_s'][model]:>15,.0f}"
-                f"{r['latency_us'][model]:>12,.1f}{r[mem_key][model]:>10,.1f}"
+        for model in (*r["train_steps_per_s"], "ours_compiled_step"):
+            tr, lat, mem = (
+                r["train_steps_per_s"].get(model),
+                r["latency_us"].get(model),
+                r[mem_key].get(model),
             )
+            if lat is None:
+                continue
+            cols = [
+                f"{tr:>15,.0f}" if tr is not None else f"{'-':>15}",
+                f"{lat:>12,.1f}",
+                f"{mem:>10,.1f}" if mem is not None else f"{'-':>10}",
+            ]
+            print(f"{name:<24}{model:<20}" + "".join(cols))
         ratios = ", ".join(f"{k}={v:.2f}" for k, v in r["ratios"].items())
         print(f"{'':<24}ratios: {ratios}")

@@ -90,7 +90,7 @@ def plot_curves(summary: dict[str, Any], out: str | Path) -> Path:
     ax.grid(alpha=0.3)
     env = summary["env"].split("/")[-1]
     ax.set_title(f"{env} · {summary['condition']} · {summary['episodes']} episodes per point")
-    ax.legend()
+    ax.legend(loc="best")
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -73,6 +73,47 @@ def check_policy(spec: ControllerSpec) -> None:
         raise ValueError(f"cannot load checkpoint {spec!r}: {type(exc).__name__}: {exc}") from None
 
 
+# env options a checkpoint brings along: its interface (sensor, rays, action type, control rate, ...), not
+# the conditions an evaluation chooses (layout split/family/knobs, disturbances) nor training-only ones
+CONDITION_KEYS = ("split", "layout", "disturbance", "reward", "render_mode")
+
+
+def checkpoint_dirs(spec: ControllerSpec) -> list[str]:
+    """The checkpoint directories named by a controller spec (none for expert/random)."""
+    if isinstance(spec, dict):
+        return [d for sub in spec.get("mix", []) for d in checkpoint_dirs(sub)]
+    return [] if spec in ("expert", "random") else [str(spec)]
+
+
+def interface_options(spec: ControllerSpec) -> dict[str, Any]:
+    """Env options of a policy's checkpoint that define its observation/action interface.
+
+    They are applied under the evaluation's condition (suite options and ``--set`` come on top), so a
+    policy trained with e.g. ``rays.count=32`` is evaluated with the observation it was trained on.
+    """
+    from liquid_control.learn.checkpoint import load_config
+
+    dirs = checkpoint_dirs(spec)
+    if not dirs:
+        return {}
+    options = load_config(dirs[0]).get("env_options") or {}
+    return {k: v for k, v in options.items() if k not in CONDITION_KEYS}
+
+
+def check_policy_fits_env(spec: ControllerSpec, env_id: str, options: dict[str, Any]) -> None:
+    """ValueError when a checkpoint's observation/action widths do not match the env it is run in."""
+    from liquid_control.learn.checkpoint import load_config
+
+    env = cached_env(env_id, options)
+    for d in checkpoint_dirs(spec):
+        pol = load_config(d)["policy"]
+        obs, act = env.observation_space.shape, env.action_space.shape
+        if (obs and obs[-1] != pol.get("obs_dim")) or (act and act[-1] != pol.get("act_dim")):
+            widths = f"{pol.get('obs_dim')}/{pol.get('act_dim')}"
+            raise ValueError(f"checkpoint {d} expects obs/act widths {widths}, "
+                             f"but {env_id} with these options has {obs}/{act}")
+
+
 def check_env(env_id: str, options: dict[str, Any]) -> None:
     """Fail fast on an unknown env id or bad options (builds the env once in this process)."""
     import gymnasium as gym
@@ -156,9 +197,19 @@ def evaluate_many(
     desc: str = "evaluate",
 ) -> list[dict[str, Any]]:
     """Several evaluations ``(policy, env_id, condition)`` through one worker pool; one results dict each."""
+    from liquid_control.sim.options import merge
+
+    checked = []
     for policy, env_id, condition in runs:
         check_policy(policy)
+        iface = interface_options(policy)
+        if iface:
+            condition = Condition(condition.name, condition.split, merge(iface, condition.options),
+                                  condition.overrides)
         check_env(env_id, condition.options)
+        check_policy_fits_env(policy, env_id, condition.options)
+        checked.append((policy, env_id, condition))
+    runs = checked
     items: list[dict[str, Any]] = []
     bounds = []
     for k, (policy, env_id, condition) in enumerate(runs):

@@ -95,10 +95,21 @@ class NavExpert(_VelocityExpert):
         layout = self.env.layout
         key = (layout.layout_id, layout.fingerprint())
         if key != self._layout_key:  # planner (grid + distance field) is per layout
-            self.planner = Planner(layout, inflate=self.inflate)
+            self.planner = self._make_planner(layout, self.env.state["position"][:2])
             self._layout_key = key
         self.path = self.planner.path_from(self.env.state["position"][:2])
         self.replans = 0
+
+    def _make_planner(self, layout: Any, start: np.ndarray) -> Planner:
+        """Planner at the preferred clearance; narrower ones only if the start cannot reach the goal."""
+        planner = None
+        for inflate in (self.inflate, 0.25, 0.15):
+            if inflate > self.inflate:
+                continue
+            planner = Planner(layout, inflate=inflate)
+            if np.isfinite(planner.dist[planner.grid.to_cell(start)]):
+                break
+        return planner
 
     def _closest(self, xy: np.ndarray) -> tuple[int, float, float]:
         """Segment index, parameter along it (m) and distance of the closest path point to ``xy``."""

@@ -99,15 +99,36 @@ def path_length(points: np.ndarray) -> float:
     return float(np.hypot(*np.diff(points[:, :2], axis=0).T).sum()) if len(points) > 1 else 0.0
 
 
+def connected_planner(layout: Layout, start: Sequence[float], goal: Sequence[float] | None = None,
+                      inflate: float | None = None, resolution: float = GRID_RESOLUTION) -> Planner:
+    """A planner whose inflated grid connects ``start`` to the goal.
+
+    Tries ``inflate`` (default: the layout's generation clearance), then values down to that clearance
+    (at which generation guarantees the layout's own start and goal connect on this grid), then smaller
+    ones (e.g. for a start a learner drove next to an obstacle)."""
+    clear = float(layout.knobs.get("clearance", 0.3))
+    inflate = clear if inflate is None else float(inflate)
+    tries = [inflate]
+    if inflate > clear:
+        tries += [0.5 * (inflate + clear), clear]
+    tries += [f * min(inflate, clear) for f in (0.8, 0.6, 0.4, 0.2, 0.0)]
+    for value in tries:
+        planner = Planner(layout, goal, inflate=value, resolution=resolution)
+        if np.isfinite(planner.dist[planner.grid.to_cell(start)]):
+            return planner
+    raise ValueError(f"layout {layout.layout_id}: start {tuple(start)} cannot reach the goal")
+
+
 def plan(layout: Layout, start: Sequence[float] | None = None, goal: Sequence[float] | None = None,
-         inflate: float = 0.3, resolution: float = GRID_RESOLUTION) -> np.ndarray:
+         inflate: float | None = None, resolution: float = GRID_RESOLUTION) -> np.ndarray:
     """Smoothed waypoints (k, 2) from start (default: the layout's) to goal on the inflated grid."""
-    planner = Planner(layout, goal, inflate=inflate, resolution=resolution)
-    return planner.path_from(layout.start[:2] if start is None else start)
+    start = layout.start[:2] if start is None else start
+    return connected_planner(layout, start, goal, inflate, resolution).path_from(start)
 
 
 def shortest_path_length(layout: Layout, start: Sequence[float] | None = None,
-                         goal: Sequence[float] | None = None, inflate: float = 0.3,
+                         goal: Sequence[float] | None = None, inflate: float | None = None,
                          resolution: float = GRID_RESOLUTION) -> float:
-    """ℓ for SPL: the smoothed shortest collision-free path length (m) at clearance ``inflate``."""
+    """ℓ for SPL: the smoothed shortest collision-free path length (m) at clearance ``inflate``
+    (default: the clearance the layout was generated for, i.e. the body radius plus a margin)."""
     return path_length(plan(layout, start, goal, inflate=inflate, resolution=resolution))

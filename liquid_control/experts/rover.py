@@ -10,18 +10,20 @@ from typing import Any
 
 import numpy as np
 
-from liquid_control.experts.planning import Planner
-
-INFLATIONS = (0.36, 0.31, 0.26, 0.22)  # m: obstacle growth tried in order until start and goal connect
+from liquid_control.experts.planning import Planner, connected_planner
 
 
 class RoverExpert:
     """Controller protocol: ``reset(env, obs)``, ``act(obs)``, ``neuron_state()``."""
 
-    def __init__(self, lookahead: float = 0.55, replan_distance: float = 0.35, k_turn: float = 2.5) -> None:
+    def __init__(self, lookahead: float = 0.55, replan_distance: float = 0.35, k_turn: float = 2.5,
+                 inflate: float = 0.36) -> None:
+        self.inflate = float(inflate)  # m, obstacle growth for the plan (shrunk if the start is cut off)
         self.lookahead = float(lookahead)
         self.replan_distance = float(replan_distance)
         self.k_turn = float(k_turn)
+        self.horizon = 0.4  # s, look-ahead of the safety check
+        self.margin = 0.08  # m, clearance the safety check keeps
         self.env: Any = None
         self.planner: Planner | None = None
         self.path = np.zeros((0, 2))
@@ -31,14 +33,7 @@ class RoverExpert:
         self.env = env.unwrapped
         layout = self.env.layout
         start = np.asarray(self.env.state["position"][:2])
-        self.planner = None
-        for inflate in INFLATIONS:
-            planner = Planner(layout, inflate=inflate)
-            if np.isfinite(planner.dist[planner.grid.to_cell(start)]):
-                self.planner = planner
-                break
-        if self.planner is None:  # start inside an inflated band at every level: use the smallest
-            self.planner = Planner(layout, inflate=INFLATIONS[-1])
+        self.planner = connected_planner(layout, start, inflate=self.inflate)
         self.path = self.planner.path_from(start)
 
     def _off_path(self, xy: np.ndarray) -> tuple[float, float]:
@@ -86,7 +81,24 @@ class RoverExpert:
         else:
             v = spec.max_speed * max(0.0, np.cos(alpha)) ** 2
             v *= min(1.0, 0.25 + d_goal / 1.0)  # ease in on the goal
+            v = self._safe_speed(xy, yaw, v, w)
         return np.array([v / spec.max_speed, w / spec.max_turn], dtype=np.float32)
+
+    def _safe_speed(self, xy: np.ndarray, yaw: float, v: float, w: float) -> float:
+        """Slow down (down to turning in place) if the next ``horizon`` s would bring the body closer
+        than ``margin`` to an obstacle while getting closer than it is now (e.g. after a learner drove
+        next to a wall)."""
+        scene, radius = self.env.scene, self.env.BODY_RADIUS
+        now = scene.clearance(xy) - radius
+        if now > 0.3:
+            return v
+        heading = yaw + 0.5 * w * self.horizon
+        step = self.horizon * np.array([np.cos(heading), np.sin(heading)])
+        for cand in (v, 0.5 * v):
+            after = scene.clearance(xy + cand * step) - radius
+            if after >= self.margin or after >= now:
+                return cand
+        return 0.0
 
     def neuron_state(self) -> None:
         return None

@@ -42,6 +42,7 @@ class BCConfig:
     policy: str = "ltc"
     budget: int | None = 20000
     encoder: str = "mlp"
+    ray_slice: list[int] | None = None  # conv encoder: [start, stop) of the rays (default: the leading rays)
     encoder_hidden: list[int] = field(default_factory=lambda: [64])
     features: int = 32
     core_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -199,6 +200,16 @@ def _load_all(cfg: BCConfig, obs_dim: int | None = None) -> list[Dataset]:
     return sets
 
 
+def _ray_slice(cfg: BCConfig, manifest: dict) -> list[int]:
+    """Where the ray block sits: ``cfg.ray_slice``, else the env's leading ``rays.count`` features."""
+    if cfg.ray_slice is not None:
+        return list(cfg.ray_slice)
+    count = manifest.get("resolved_options", {}).get("rays", {}).get("count")
+    if not count:
+        raise ValueError("a conv encoder needs --ray-slice START:STOP (the env reports no rays.count)")
+    return [0, int(count)]
+
+
 def _deadline(cfg: BCConfig, start: float, rnd: int) -> float:
     """Wall-clock end of round ``rnd`` (0 = initial BC): BC gets 40% when DAgger rounds follow."""
     if cfg.minutes is None:
@@ -233,7 +244,7 @@ def train_bc(cfg: BCConfig, on_epoch_end: Any = None) -> Path:
     pcfg = PolicyConfig(obs_dim=datasets[0].obs_dim, act_dim=datasets[0].act_dim, core=cfg.policy,
                         budget=cfg.budget, encoder=cfg.encoder, encoder_hidden=list(cfg.encoder_hidden),
                         features=cfg.features, core_kwargs=dict(cfg.core_kwargs),
-                        ray_slice=manifest.get("ray_slice") if cfg.encoder == "conv" else None)
+                        ray_slice=_ray_slice(cfg, manifest) if cfg.encoder == "conv" else None)
     policy = PolicyNet(pcfg)
     train_eps, val_eps = split_episodes(datasets, cfg.val_every, cfg.successful_only)
     if resume_state is None:
@@ -279,7 +290,7 @@ def train_bc(cfg: BCConfig, on_epoch_end: Any = None) -> Path:
         bar = tqdm(total=max_epochs, initial=st["round_epoch"], desc=f"{cfg.policy} round {rnd}",
                    disable=not cfg.progress, leave=False)
         while st["round_epoch"] < max_epochs and st["bad_epochs"] < cfg.patience:
-            if time.monotonic() >= deadline and st["epoch"] > 0:  # the first epoch always runs
+            if time.monotonic() >= deadline and st["round_epoch"] > 0:  # a round trains >= 1 epoch
                 break
             t0 = time.monotonic()
             policy.train()
@@ -338,7 +349,8 @@ def _card(cfg: BCConfig, st: dict, datasets: list[Dataset]) -> dict[str, Any]:
                   "counts": ds.manifest["counts"], "controller": ds.manifest.get("controller")}
                  for ds in datasets],
         "wall_clock_s": st["elapsed_s"],
-        "metrics": {"best_val_loss": st["best_val"], "epochs": st["epoch"],
+        "metrics": {"best_val_loss": st["best_val"] if math.isfinite(st["best_val"]) else None,
+                    "epochs": st["epoch"],
                     "history": st["history"], "dagger": st["dagger"]},
     }
 
@@ -372,6 +384,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", default="ltc", help="core: ltc|cfc|lstm|gru|mlp|euler")
     parser.add_argument("--budget", type=int, default=20000, help="trainable parameters of the whole policy")
     parser.add_argument("--encoder", default="mlp", choices=["mlp", "conv"])
+    parser.add_argument("--ray-slice", default=None, metavar="START:STOP",
+                        help="conv encoder: ray block in the observation (default: the env's leading rays)")
     parser.add_argument("--demos", required=True, action="append", help="dataset directory (repeatable)")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--minutes", type=float, default=None, help="wall-clock cap (BC + DAgger)")
@@ -394,13 +408,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> BCConfig:
     """A :class:`BCConfig` from parsed ``train bc`` arguments."""
     return BCConfig(env_id=args.env, demos=list(args.demos), out=args.out, policy=args.policy,
-                    budget=args.budget, encoder=args.encoder, epochs=args.epochs, minutes=args.minutes,
+                    budget=args.budget, encoder=args.encoder, ray_slice=_parse_slice(args.ray_slice),
+                    epochs=args.epochs, minutes=args.minutes,
                     seed=args.seed, chunk_len=args.chunk_len, burn_in=args.burn_in,
                     batch_size=args.batch_size, lr=args.lr, patience=args.patience,
                     successful_only=not args.all_demos, dagger_rounds=args.dagger_rounds,
                     dagger_episodes=args.dagger_episodes, dagger_epochs=args.dagger_epochs,
                     dagger_beta=args.dagger_beta, workers=args.workers, resume=args.resume,
                     command="liquid-control " + " ".join(sys.argv[1:]))
+
+
+def _parse_slice(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        start, stop = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise ValueError(f"--ray-slice must look like START:STOP, got {text!r}") from None
+    return [start, stop]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -166,12 +166,15 @@ def describe(directory: str | os.PathLike) -> dict[str, Any]:
         "state_size": policy.state_size,
         "budget": policy.config.budget,
     }
-    for attr in ("hidden_size", "units", "wiring_summary"):
-        value = getattr(core, attr, None)
-        if callable(value):
-            value = value()
-        if isinstance(value, (int, float, str, dict, list)):
-            arch[attr] = value
+    if callable(getattr(core, "config", None)):
+        arch["core_config"] = core.config()
+    wiring = getattr(core, "wiring", None)
+    if wiring is not None:
+        arch["wiring"] = {"type": type(wiring).__name__, "units": int(wiring.units),
+                          "motor": int(wiring.output_dim),
+                          "groups": {k: len(v) for k, v in wiring.neuron_groups().items()},
+                          "synapses": int(wiring.synapse_count), "sensory_synapses":
+                          int(wiring.sensory_synapse_count)}
     provenance = {k: v for k, v in card.items() if k != "params"}
     return {"checkpoint": str(directory), "env_id": cfg["env_id"], "env_options": cfg.get("env_options", {}),
             "architecture": arch, "params": param_counts(policy), "provenance": provenance}

@@ -53,6 +53,7 @@ import torch
 from gymnasium import spaces
 from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from sb3_contrib.common.recurrent.type_aliases import RNNStates
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.distributions import DiagGaussianDistribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import Schedule
@@ -111,7 +112,7 @@ class LiquidPolicy(RecurrentActorCriticPolicy):
         self.policy_config = dict(policy_config or {})
         self.critic_mode = critic
         self.critic_config = dict(critic_config or {})
-        # skip RecurrentActorCriticPolicy.__init__ (it builds nn.LSTMs); ActorCriticPolicy.__init__ calls our _build
+        # skip RecurrentActorCriticPolicy.__init__ (it builds nn.LSTMs); ActorCriticPolicy's calls our _build
         ActorCriticPolicy.__init__(
             self, observation_space, action_space, lr_schedule, net_arch=[], ortho_init=False, use_sde=False,
             log_std_init=log_std_init, normalize_images=normalize_images, optimizer_class=optimizer_class,
@@ -126,8 +127,7 @@ class LiquidPolicy(RecurrentActorCriticPolicy):
         cfg = {**self.policy_config, "obs_dim": obs_dim, "act_dim": act_dim}
         self.actor = PolicyNet(PolicyConfig.from_dict(cfg))
         low, high = self.action_space.low.astype(np.float64), self.action_space.high.astype(np.float64)
-        self.actor.set_normalization(np.zeros(obs_dim), np.ones(obs_dim), low, high)
-        self.actor.obs_std.fill_(1.0)  # identity normalisation (set_normalization keeps std >= 1e-3 anyway)
+        self.actor.set_normalization(np.zeros(obs_dim), np.ones(obs_dim), low, high)  # identity obs stats
         self._taps: dict[str, Tensor] = {}
         if self.critic_mode == "separate":
             ccfg = {**self.actor.config.to_dict(), "act_dim": 1, **self.critic_config}
@@ -200,7 +200,8 @@ class LiquidPolicy(RecurrentActorCriticPolicy):
         x, resets = self._sequences(obs, episode_starts, n_seq)
         mean, s_pi = self._actor(x, self._unpack(states.pi, self.actor.state_size), resets)
         if self.critic_mode == "separate":
-            values, s_vf = self._value_separate(x, self._unpack(states.vf, self.critic_net.state_size), resets)
+            s_vf = self._unpack(states.vf, self.critic_net.state_size)
+            values, s_vf = self._value_separate(x, s_vf, resets)
         else:
             values, s_vf = self._value_shared(), s_pi.detach()
         return mean, values, s_pi, s_vf
@@ -348,11 +349,12 @@ def build_vec_env(env_id: str, options: dict[str, Any], n_envs: int, seed: int, 
 
 
 def policy_kwargs_for(cfg: PPOConfig, init_config: dict[str, Any] | None) -> dict[str, Any]:
-    """``policy_kwargs`` of the LiquidPolicy of a run (the BC checkpoint's architecture when warm-starting)."""
+    """``policy_kwargs`` of a run's LiquidPolicy (the BC checkpoint's architecture when warm-starting)."""
     if init_config is not None:
         pcfg = {k: v for k, v in init_config.items() if k not in ("obs_dim", "act_dim")}
     else:
-        pcfg = {"core": cfg.policy, "budget": cfg.budget, "encoder": cfg.encoder, "core_kwargs": cfg.core_kwargs}
+        pcfg = {"core": cfg.policy, "budget": cfg.budget, "encoder": cfg.encoder,
+                "core_kwargs": cfg.core_kwargs}
     log_std = cfg.log_std_init if cfg.log_std_init is not None else (-1.5 if init_config else -0.5)
     kw: dict[str, Any] = {"policy_config": pcfg, "critic": cfg.critic, "log_std_init": log_std}
     if cfg.critic_core:
@@ -386,7 +388,7 @@ def export_checkpoint(model: Any, out: str | os.PathLike, env_id: str, env_optio
     vn = vecnormalize_of(model.get_env()) if model.get_env() is not None else None
     if vn is not None and vn.norm_obs:
         if not math.isclose(vn.clip_obs, OBS_CLIP):
-            raise ValueError(f"VecNormalize clip_obs must be {OBS_CLIP} to match PolicyNet, got {vn.clip_obs}")
+            raise ValueError(f"VecNormalize clip_obs must be {OBS_CLIP} (as PolicyNet), got {vn.clip_obs}")
         net = model.policy.export_net(vn.obs_rms.mean, np.sqrt(vn.obs_rms.var + vn.epsilon))
     else:
         net = model.policy.export_net()
@@ -408,8 +410,7 @@ def pretrain_critic(model: Any, rounds: int, epochs: int = 5, lr: float = 1e-3, 
     policy = model.policy
     params = policy.critic_parameters()
     opt = torch.optim.Adam(params, lr=lr)
-    model._setup_learn(rounds * model.n_steps * model.n_envs, None, True, "RecurrentPPO", False)
-    callback = model._init_callback(None, False)
+    _, callback = model._setup_learn(rounds * model.n_steps * model.n_envs, None, True, "ppo", False)
     callback.on_training_start(locals(), globals())
     losses = []
     for _ in tqdm(range(rounds), desc="critic warm-up", disable=not progress, leave=False):
@@ -484,7 +485,8 @@ def train_ppo(cfg: PPOConfig, resume: str | None = None, callbacks: list | None 
         model = RecurrentPPO(
             LiquidPolicy, venv, learning_rate=cfg.lr, n_steps=cfg.n_steps, batch_size=cfg.batch_size,
             n_epochs=cfg.n_epochs, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda, clip_range=cfg.clip_range,
-            ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef, max_grad_norm=cfg.max_grad_norm, target_kl=cfg.target_kl,
+            ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef, max_grad_norm=cfg.max_grad_norm,
+            target_kl=cfg.target_kl,
             tensorboard_log=str(sb3_dir / "tb"), seed=cfg.seed, device="cpu",
             policy_kwargs=policy_kwargs_for(cfg, init_net.config.to_dict() if init_net else None),
         )
@@ -541,29 +543,21 @@ def _eval_summary(eval_cb: Any) -> dict[str, Any] | None:
     return out
 
 
-def _make_export_best():
-    from stable_baselines3.common.callbacks import BaseCallback
+class _ExportBest(BaseCallback):
+    """Called by EvalCallback on a new best val reward: export that policy as a checkpoint."""
 
-    class ExportBest(BaseCallback):
-        """Called by EvalCallback on a new best val reward: export that policy as a checkpoint."""
+    def __init__(self, path: Path, cfg: PPOConfig, card: dict[str, Any]) -> None:
+        super().__init__()
+        self.path, self.cfg, self.card = path, cfg, card
 
-        def __init__(self, path: Path, cfg: PPOConfig, card: dict[str, Any]) -> None:
-            super().__init__()
-            self.path, self.cfg, self.card = path, cfg, card
-
-        def _on_step(self) -> bool:
-            parent = self.parent
-            card = {**self.card, "env_steps": int(self.model.num_timesteps), "selected_by": "best val mean reward",
-                    "val_mean_reward": float(parent.best_mean_reward) if parent is not None else None}
-            export_checkpoint(self.model, self.path, self.cfg.env_id, self.cfg.env_options, card,
-                              {"init": self.cfg.init})
-            return True
-
-    return ExportBest
-
-
-def _ExportBest(path: Path, cfg: PPOConfig, card: dict[str, Any]):  # noqa: N802 - a class factory
-    return _make_export_best()(path, cfg, card)
+    def _on_step(self) -> bool:
+        best = getattr(self.parent, "best_mean_reward", None)
+        card = {**self.card, "env_steps": int(self.model.num_timesteps),
+                "selected_by": "best val mean reward",
+                "val_mean_reward": None if best is None else float(best)}
+        export_checkpoint(self.model, self.path, self.cfg.env_id, self.cfg.env_options, card,
+                          {"init": self.cfg.init})
+        return True
 
 
 # ====================================================================================================
@@ -573,19 +567,19 @@ def _ExportBest(path: Path, cfg: PPOConfig, card: dict[str, Any]):  # noqa: N802
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``liquid-control train ppo``."""
     d = PPOConfig("", "", 1)
-    parser.add_argument("--env", help="env id, e.g. LiquidControl/DroneHover-v0 (from ppo_run.json on --resume)")
-    parser.add_argument("--policy", default="ltc", help="core: ltc|cfc|lstm|gru|mlp|euler (ignored with --init)")
+    parser.add_argument("--env", help="env id (read from ppo_run.json on --resume)")
+    parser.add_argument("--policy", default="ltc", help="core: ltc|cfc|lstm|gru|mlp|euler (not with --init)")
     parser.add_argument("--init", default=None, help="warm start: a BC checkpoint directory")
-    parser.add_argument("--steps", type=int, default=None, help="PPO env steps (total, including a resumed run)")
+    parser.add_argument("--steps", type=int, default=None, help="PPO env steps (total, incl. a resumed run)")
     parser.add_argument("--n-envs", type=int, default=None, help="parallel envs (default: one per core)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="run directory (becomes the exported checkpoint)")
-    parser.add_argument("--resume", default=None, metavar="RUN", help="continue RUN from its latest checkpoint")
+    parser.add_argument("--resume", default=None, metavar="RUN", help="continue RUN from its last checkpoint")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="env option override")
     parser.add_argument("--budget", type=int, default=d.budget, help="trainable parameters of the actor")
     parser.add_argument("--encoder", default=d.encoder, choices=["mlp", "conv"])
     parser.add_argument("--critic", default=d.critic, choices=list(CRITICS))
-    parser.add_argument("--critic-core", default=None, help="core of a separate critic (default: the actor's)")
+    parser.add_argument("--critic-core", default=None, help="core of a separate critic (default: actor's)")
     parser.add_argument("--critic-warmup", type=int, default=0, metavar="ROUNDS",
                         help="rounds of critic-only fitting on actor rollouts before PPO (use with --init)")
     parser.add_argument("--n-steps", type=int, default=d.n_steps, help="rollout steps per env per update")
@@ -599,8 +593,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-kl", type=float, default=None)
     parser.add_argument("--log-std-init", type=float, default=None,
                         help="initial log std relative to the action half-range (-0.5 scratch, -1.5 --init)")
-    parser.add_argument("--no-reward-norm", action="store_true", help="do not normalise rewards (VecNormalize)")
-    parser.add_argument("--eval-freq", type=int, default=d.eval_freq, help="env steps between val evals (0: off)")
+    parser.add_argument("--no-reward-norm", action="store_true", help="no reward normalisation")
+    parser.add_argument("--eval-freq", type=int, default=d.eval_freq, help="env steps between val evals")
     parser.add_argument("--eval-episodes", type=int, default=d.eval_episodes)
     parser.add_argument("--checkpoint-freq", type=int, default=d.checkpoint_freq, help="env steps (0: off)")
     parser.add_argument("--no-progress", action="store_true")
@@ -625,7 +619,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[PPOConfig, str | None]:
     if not args.env or args.steps is None or not args.out:
         raise ValueError("--env, --steps and --out are required (unless --resume RUN)")
     cfg = PPOConfig(
-        env_id=args.env, out=args.out, steps=args.steps, policy=args.policy, init=args.init, n_envs=args.n_envs,
+        env_id=args.env, out=args.out, steps=args.steps, policy=args.policy, init=args.init,
+        n_envs=args.n_envs,
         seed=args.seed, env_options=parse_overrides(args.set), budget=args.budget, encoder=args.encoder,
         critic=args.critic, critic_core=args.critic_core, n_steps=args.n_steps, batch_size=args.batch_size,
         n_epochs=args.epochs, lr=args.lr, gamma=args.gamma, gae_lambda=args.gae_lambda,

@@ -19,15 +19,22 @@ no B x N x N tensors kept for autograd). ``"auto"`` (default) uses the fused one
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from liquid_control.nets import ltc_fast
+
+try:  # compiled kernels; the torch paths serve when numba is missing
+    from liquid_control.nets import ltc_numba
+except ImportError:  # pragma: no cover - depends on the installation
+    ltc_numba = None
 from liquid_control.nets.wiring import Wiring, resolve_wiring
 
 MAPPINGS = ("affine", "linear", "none")
-IMPLEMENTATIONS = ("auto", "reference", "fused")
+IMPLEMENTATIONS = ("auto", "reference", "fused", "numba")
 
 INIT_RANGES = {
     "gleak": (0.001, 1.0),
@@ -45,6 +52,20 @@ INIT_RANGES = {
 def _uniform(shape: tuple[int, ...], name: str) -> Tensor:
     lo, hi = INIT_RANGES[name]
     return torch.rand(*shape) * (hi - lo) + lo
+
+
+_NUMBA_DTYPES = (torch.float32, torch.float64)
+
+
+def _time_rows(elapsed_time: float | Tensor, batch: int) -> float | Tensor:
+    """Elapsed time of one step as a scalar or a (1, B) row for :meth:`LTCCell.sequence`."""
+    if not torch.is_tensor(elapsed_time) or elapsed_time.numel() == 1 and batch != 1:
+        return float(elapsed_time)
+    if elapsed_time.shape not in ((batch,), (batch, 1)) and elapsed_time.dim() != 0:
+        raise ValueError(
+            f"elapsed_time must be a scalar, (B,) or (B,1) with B={batch}; got {tuple(elapsed_time.shape)}"
+        )
+    return elapsed_time.reshape(1, batch)
 
 
 def check_input(x: Tensor, width: int, what: str = "input") -> None:
@@ -206,6 +227,21 @@ class LTCCell(nn.Module):
     def use_fused(self) -> bool:
         return self.implementation != "reference"
 
+    def resolved_implementation(self, x: Tensor | None = None) -> str:
+        """The path a call takes: 'numba' (compiled, CPU), 'fused' (torch) or 'reference'."""
+        impl = self.implementation
+        if impl in ("auto", "numba"):
+            ok = ltc_numba is not None and (
+                x is None or (x.device.type == "cpu" and x.dtype in _NUMBA_DTYPES)
+            )
+            if ok:
+                return "numba"
+            if impl == "numba" and not getattr(self, "_warned", False):
+                warnings.warn("numba LTC kernels unavailable here; using the torch fused path", stacklevel=3)
+                self._warned = True
+            return "fused"
+        return impl
+
     def forward(
         self, inputs: Tensor, states: Tensor, elapsed_time: float | Tensor = 1.0
     ) -> tuple[Tensor, Tensor]:
@@ -214,24 +250,82 @@ class LTCCell(nn.Module):
                 f"LTCCell expects (B,S) inputs and (B,N) state, got {tuple(inputs.shape)}, "
                 f"{tuple(states.shape)}"
             )
-        check_input(inputs, self.sensory_size)
+        if inputs.shape[1] != self.sensory_size:
+            raise ValueError(f"input has {inputs.shape[1]} features, expected {self.sensory_size}")
         if states.shape != (inputs.shape[0], self.state_size):
             raise ValueError(
                 f"state must be ({inputs.shape[0]}, {self.state_size}), got {tuple(states.shape)}"
             )
+        if not self._batch1_inference(inputs, elapsed_time):  # that path checks values itself
+            check_input(inputs, self.sensory_size)
         return self.step(inputs, states, elapsed_time)
+
+    def _batch1_inference(self, inputs: Tensor, elapsed_time: float | Tensor) -> bool:
+        return (
+            inputs.shape[0] == 1
+            and not torch.is_grad_enabled()
+            and (not torch.is_tensor(elapsed_time) or elapsed_time.numel() == 1)
+            and self.resolved_implementation(inputs) == "numba"
+        )
+
+    def compile_step(self):
+        """A compiled batch-1 step on numpy arrays with the current weights frozen in
+        (:class:`liquid_control.nets.ltc_numba.FrozenStep`); needs numba."""
+        if ltc_numba is None:
+            raise ValueError("compile_step needs numba (pip install numba)")
+        return ltc_numba.FrozenStep(self)
 
     def step(
         self, inputs: Tensor, states: Tensor, elapsed_time: float | Tensor = 1.0
     ) -> tuple[Tensor, Tensor]:
         """:meth:`forward` without the argument checks (for callers that validated a whole sequence)."""
+        impl = self.resolved_implementation(inputs)
+        if impl == "numba":
+            if self._batch1_inference(inputs, elapsed_time):
+                return ltc_numba.step_inference(self, inputs, states, float(elapsed_time))
+            ys, v = self.sequence(
+                inputs.unsqueeze(0), states, _time_rows(elapsed_time, inputs.shape[0]), None
+            )
+            return ys[0], v
         u = self._map_inputs(inputs)
         cm_t = self._cm_t(elapsed_time, inputs.shape[0])
-        if self.use_fused():
+        if impl == "fused":
             v = ltc_fast.ode_step(self, u, states, cm_t)
         else:
             v = self._ode_reference(u, states, cm_t)
         return self._map_outputs(v), v
+
+    def sequence(
+        self, x: Tensor, h0: Tensor, timespans: float | Tensor | None, keep: Tensor | None
+    ) -> tuple[Tensor, Tensor] | None:
+        """Whole-sequence path (compiled kernels): x (T,B,S), timespans (T,B) or scalar, keep (T,B)
+        multiplies the state before each step. Returns (outputs (T,B,M), final state) or None when the
+        compiled path does not apply (then the caller steps the cell)."""
+        impl = self.resolved_implementation(x)
+        if impl == "reference":
+            return None
+        steps, batch = x.shape[0], x.shape[1]
+        u = self._map_inputs(x)
+        cm = self._positive(self.cm)
+        if impl == "fused":
+            if timespans is None or not torch.is_tensor(timespans):
+                cm_t = cm / ((1.0 if timespans is None else float(timespans)) / self._ode_unfolds)
+            else:
+                cm_t = cm / (timespans.to(x.dtype).expand(steps, batch).unsqueeze(-1) / self._ode_unfolds)
+            v_all = ltc_fast.run_sequence(self, u, h0, cm_t, keep)
+        else:
+            if timespans is None or not torch.is_tensor(timespans):
+                ts = torch.full(
+                    (steps, batch, 1), 1.0 if timespans is None else float(timespans), dtype=x.dtype
+                )
+            else:
+                ts = timespans.to(x.dtype).expand(steps, batch).unsqueeze(-1)
+            cm_t = (cm / (ts / self._ode_unfolds)).expand(steps, batch, self.state_size)
+            if keep is None:
+                keep = torch.ones(steps, batch, dtype=x.dtype)
+            v_all = ltc_numba.run_sequence(self, u, h0, cm_t, keep.to(x.dtype))
+        out = self._map_outputs(v_all.reshape(steps * batch, -1)).reshape(steps, batch, -1)
+        return out, v_all[-1]
 
     def _ode_reference(self, u: Tensor, v: Tensor, cm_t: Tensor) -> Tensor:
         """The solver exactly as written in the equations (dense B x N x N tensors)."""
@@ -370,6 +464,15 @@ def run_sequence(
     keep = None
     if resets is not None:
         keep = 1.0 - _per_step(resets, batch, steps, batch_first, "resets").to(x.dtype)
+    whole = getattr(cell, "sequence", None)
+    result = None if whole is None else whole(x, h, ts, keep)
+    if result is not None:
+        ys, h = result
+        out = (ys.transpose(0, 1) if batch_first else ys) if return_sequences else ys[-1]
+        if not batched:
+            out = out.squeeze(0 if (batch_first or not return_sequences) else 1)
+            h = h.squeeze(0)
+        return out, h
     step = getattr(cell, "step", cell)
     outputs = []
     y = None

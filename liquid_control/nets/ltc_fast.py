@@ -126,19 +126,22 @@ class _LTCUnfold(torch.autograd.Function):
     @staticmethod
     def forward(ctx, v0, cm_t, num_s, den_s, g, gvl, sigma, mu, wn, wd, plan, unfolds, eps):
         smu = sigma * mu
-        v, vs, dens = _unfold_forward(
-            plan, v0, cm_t, num_s, den_s, g, gvl, sigma, smu, wn, wd, unfolds, eps, True
+        v, _, _ = _unfold_forward(
+            plan, v0, cm_t, num_s, den_s, g, gvl, sigma, smu, wn, wd, unfolds, eps, False
         )
-        ctx.plan, ctx.unfolds = plan, unfolds
-        ctx.save_for_backward(cm_t, sigma, mu, wn, wd, v, *vs, *dens)
+        ctx.plan, ctx.unfolds, ctx.eps = plan, unfolds, eps
+        # only the step's start and end potentials are kept; backward recomputes the unfolds
+        ctx.save_for_backward(v0, cm_t, num_s, den_s, g, gvl, sigma, mu, wn, wd, v)
         return v
 
     @staticmethod
     def backward(ctx, gv):
         plan, unfolds = ctx.plan, ctx.unfolds
-        cm_t, sigma, mu, wn, wd, v_out, *rest = ctx.saved_tensors
-        vs, dens = rest[:unfolds], rest[unfolds:]
+        v0, cm_t, num_s, den_s, g, gvl, sigma, mu, wn, wd, v_out = ctx.saved_tensors
         smu = sigma * mu
+        _, vs, dens = _unfold_forward(
+            plan, v0, cm_t, num_s, den_s, g, gvl, sigma, smu, wn, wd, unfolds, ctx.eps, True
+        )
         g_cm = torch.zeros_like(gv)
         g_num_s = torch.zeros_like(gv)
         g_den_s = torch.zeros_like(gv)
@@ -174,10 +177,9 @@ class _LTCUnfold(torch.autograd.Function):
         return gv, g_cm, g_num_s, g_den_s, g_g, g_gvl, g_sigma, g_mu, g_wn, g_wd, None, None, None
 
 
-def ode_step(cell, u: Tensor, v: Tensor, cm_t: Tensor) -> Tensor:
-    """One LTC step (all unfolds) with the fused solver; u are the mapped inputs (B,S)."""
-    rec_plan, sens_plan = _cell_plans(cell)
-    num_s, den_s = sensory_drive(cell, u, sens_plan)
+def prepare(cell) -> tuple:
+    """Per-call constants of the recurrent solver (computed once per sequence, with autograd)."""
+    rec_plan, _ = _cell_plans(cell)
     f = cell._positive
     g = f(cell.gleak)
     gvl = g * cell.vleak
@@ -186,19 +188,43 @@ def ode_step(cell, u: Tensor, v: Tensor, cm_t: Tensor) -> Tensor:
     )
     wd = w * mask
     wn = wd * erev
-    eps = cell._epsilon
+    return rec_plan, g, gvl, sigma, mu, wn, wd, cell._ode_unfolds, cell._epsilon
+
+
+def unfold(prepared: tuple, v: Tensor, cm_t: Tensor, num_s: Tensor, den_s: Tensor) -> Tensor:
+    """All solver iterations of one step: custom backward when gradients are needed."""
+    plan, g, gvl, sigma, mu, wn, wd, unfolds, eps = prepared
     if torch.is_grad_enabled() and any(
         t.requires_grad for t in (v, cm_t, num_s, den_s, g, gvl, sigma, mu, wn, wd)
     ):
-        if cm_t.dim() == 1:
-            cm_t_arg = cm_t
-        else:
-            cm_t_arg = cm_t.expand(v.shape[0], -1)
-        return _LTCUnfold.apply(
-            v, cm_t_arg, num_s, den_s, g, gvl, sigma, mu, wn, wd, rec_plan, cell._ode_unfolds, eps
-        )
-    smu = sigma * mu
+        cm_arg = cm_t if cm_t.dim() == 1 else cm_t.expand(v.shape[0], -1)
+        return _LTCUnfold.apply(v, cm_arg, num_s, den_s, g, gvl, sigma, mu, wn, wd, plan, unfolds, eps)
     out, _, _ = _unfold_forward(
-        rec_plan, v, cm_t, num_s, den_s, g, gvl, sigma, smu, wn, wd, cell._ode_unfolds, eps, False
+        plan, v, cm_t, num_s, den_s, g, gvl, sigma, sigma * mu, wn, wd, unfolds, eps, False
     )
     return out
+
+
+def ode_step(cell, u: Tensor, v: Tensor, cm_t: Tensor) -> Tensor:
+    """One LTC step (all unfolds) with the fused solver; u are the mapped inputs (B,S)."""
+    num_s, den_s = sensory_drive(cell, u, _cell_plans(cell)[1])
+    return unfold(prepare(cell), v, cm_t, num_s, den_s)
+
+
+def run_sequence(cell, u: Tensor, h0: Tensor, cm_t: Tensor, keep: Tensor | None) -> Tensor:
+    """Potentials after each step (T,B,N): sensory drive for all steps at once, then the steps.
+
+    u (T,B,S) mapped inputs; cm_t (N,) for a constant time step or (T,B,N); keep (T,B) or None.
+    """
+    steps, batch, width = u.shape
+    num_s, den_s = sensory_drive(cell, u.reshape(steps * batch, width), _cell_plans(cell)[1])
+    num_s = num_s.reshape(steps, batch, -1)
+    den_s = den_s.reshape(steps, batch, -1)
+    prepared = prepare(cell)
+    v, vs = h0, []
+    for t in range(steps):
+        if keep is not None:
+            v = v * keep[t].unsqueeze(-1)
+        v = unfold(prepared, v, cm_t if cm_t.dim() == 1 else cm_t[t], num_s[t], den_s[t])
+        vs.append(v)
+    return torch.stack(vs)

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.ndimage import label
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
 
@@ -113,8 +114,9 @@ class Grid:
     res: float
 
     def to_cell(self, xy: Sequence[float]) -> tuple[int, int]:
-        ix = int(np.clip((xy[0] - self.origin[0]) / self.res, 0, self.occ.shape[1] - 1))
-        iy = int(np.clip((xy[1] - self.origin[1]) / self.res, 0, self.occ.shape[0] - 1))
+        ny, nx = self.occ.shape
+        ix = min(max(int((float(xy[0]) - self.origin[0]) / self.res), 0), nx - 1)
+        iy = min(max(int((float(xy[1]) - self.origin[1]) / self.res), 0), ny - 1)
         return iy, ix
 
     def to_xy(self, cells: np.ndarray) -> np.ndarray:
@@ -453,27 +455,30 @@ def generate(family: str, seed: int, kind: str = "rover", density: float = 0.3, 
                         np.asarray(cyl, dtype=np.float64).reshape(-1, 4),
                         np.asarray(box, dtype=np.float64).reshape(-1, 6),
                         (0.0, 0.0, 0.0), (0.0, 0.0), h, 0.0, knobs)
-        grid = occupancy_grid(layout, GRID_RESOLUTION * 2, inflate=clear)
+        grid = occupancy_grid(layout, GRID_RESOLUTION, inflate=clear)
         free = np.argwhere(~grid.occ)
         if len(free) < 10:
             continue
-        goal = grid.to_xy(free[rng.integers(len(free))][None])[0]
-        dist, _ = distance_field(grid, goal)
-        cand = np.argwhere(np.isfinite(dist))
-        if len(cand) == 0:
-            continue
+        gcell = free[rng.integers(len(free))]
+        goal = grid.to_xy(gcell[None])[0]
+        # the planner's 8-connected moves never cut corners, so its connectivity is 4-connectivity
+        comp, _ = label(~grid.occ)
+        cand = np.argwhere(comp == comp[gcell[0], gcell[1]])
         xy = grid.to_xy(cand)
         sl = np.hypot(xy[:, 0] - goal[0], xy[:, 1] - goal[1])
         ok = np.flatnonzero((sl >= gmin) & (sl <= gmax))
         if len(ok) == 0:
             continue
         k = ok[rng.integers(len(ok))]
-        start_xy = xy[k] + rng.uniform(-0.3, 0.3, size=2) * grid.res
-        goal_xy = goal + rng.uniform(-0.3, 0.3, size=2) * grid.res
         yaw = float(rng.uniform(-np.pi, np.pi))
-        layout.start = (float(start_xy[0]), float(start_xy[1]), yaw)
-        layout.goal = (float(goal_xy[0]), float(goal_xy[1]))
-        layout.geodesic = float(dist[tuple(cand[k])])
-        layout.geo_grid, layout.geo_dist = grid, dist
+        layout.start = (float(xy[k, 0]), float(xy[k, 1]), yaw)  # cell centres of the planner's grid
+        layout.goal = (float(goal[0]), float(goal[1]))
+        # geodesic distance-to-goal field on a coarser, slightly less inflated grid (for shaping and
+        # time limits; cheap, and connected wherever the fine grid is)
+        coarse = occupancy_grid(layout, 2 * GRID_RESOLUTION, inflate=0.7 * clear)
+        dist, _ = distance_field(coarse, goal)
+        geo = float(dist[coarse.to_cell(layout.start[:2])])
+        layout.geodesic = geo if np.isfinite(geo) else float(1.5 * sl[k])
+        layout.geo_grid, layout.geo_dist = coarse, dist
         return layout
     raise ValueError(f"could not generate a connected {family} layout for seed {seed} with knobs {knobs}")

@@ -1,7 +1,7 @@
 """PyBullet world lifecycle: one physics client per env, ground plane, static layout obstacles.
 
 ``World.reset(layout)`` wipes the simulation (``resetSimulation``: no bodies or shapes survive, so
-thousands of resets do not leak) and rebuilds the ground and the layout's obstacles as ONE static
+thousands of resets do not leak) and rebuilds the ground and the layout's obstacles as a few static
 bodies with compound collision shapes (16 obstacles per body).
 Bodies (rover, quadrotor) are added by the task after each reset.
 """

@@ -67,3 +67,18 @@ class FakeNavEnv(gym.Env):
 
 if "FakeNav-v0" not in gym.registry:
     gym.register(id="FakeNav-v0", entry_point=FakeNavEnv, disable_env_checker=True)
+
+
+def make_checkpoint(path, env_options: dict | None = None, obs_dim: int = 2,
+                    env_id: str = "fake_nav:FakeNav-v0"):
+    """A tiny untrained LTC (AutoNCP wiring, 12 neurons) checkpoint for this env (2 obs, 1 action)."""
+    import torch
+
+    from liquid_control.learn.checkpoint import save_checkpoint
+    from liquid_control.nets.policy import PolicyConfig, PolicyNet
+
+    torch.manual_seed(0)
+    policy = PolicyNet(PolicyConfig(obs_dim=obs_dim, act_dim=1, budget=None, encoder_hidden=[8], features=6,
+                                    core_kwargs={"units": 12}))
+    policy.set_normalization(np.zeros(obs_dim), np.ones(obs_dim), -np.ones(1), np.ones(1))
+    return save_checkpoint(path, policy, {"env_id": env_id, "env_options": env_options or {}}, {})

@@ -20,13 +20,18 @@ def test_episode_seeds_are_prefix_stable_and_seeded():
 
 
 def test_same_seed_same_results_for_1_and_2_workers(fake_env_id, tmp_path):
-    r1 = runner.evaluate("random", fake_env_id, episodes=6, seed=4, workers=1, progress=False)
-    r2 = runner.evaluate("random", fake_env_id, episodes=6, seed=4, workers=2, progress=False)
+    crash = {"crash_seed": runner.episode_seeds(4, 6)[2]}  # one episode crashes in a worker too
+    r1 = runner.evaluate("random", fake_env_id, episodes=6, seed=4, workers=1, progress=False,
+                         overrides=crash)
+    r2 = runner.evaluate("random", fake_env_id, episodes=6, seed=4, workers=2, progress=False,
+                         overrides=crash)
+    assert r2["errors"] == 1 and "simulated crash" in r2["per_episode"][2]["error"]
     runner.write_results(r1, tmp_path / "a.json")
     runner.write_results(r2, tmp_path / "b.json")
     assert (tmp_path / "a.json").read_text() == (tmp_path / "b.json").read_text()
     assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
-    r3 = runner.evaluate("random", fake_env_id, episodes=6, seed=5, workers=1, progress=False)
+    r3 = runner.evaluate("random", fake_env_id, episodes=6, seed=5, workers=1, progress=False,
+                         overrides=crash)
     assert [e["seed"] for e in r3["per_episode"]] != [e["seed"] for e in r1["per_episode"]]
 
 
@@ -112,3 +117,26 @@ def test_rover_expert_results_identical_across_worker_counts(tmp_path):
     assert r1["errors"] == 0 and all(e["family"] == "forest" for e in r1["per_episode"])
     assert all(e["shortest_path_m"] > 0 and 0 <= e["spl"] <= 1 for e in r1["per_episode"])
     assert all(e["layout_seed"] >= 2_000_000 for e in r1["per_episode"])  # test split, never train layouts
+
+
+def test_checkpoint_brings_its_interface_options_not_its_training_conditions(fake_env_id, tmp_path):
+    import fake_nav
+
+    ckpt = fake_nav.make_checkpoint(tmp_path / "ck", env_options={"max_steps": 7, "split": "train",
+                                                                  "layout": {"family": "line"}})
+    res = runner.evaluate(str(ckpt), fake_env_id, episodes=2, workers=1, progress=False)
+    assert res["options"] == {"max_steps": 7, "split": "test"}
+    assert all(e["steps"] <= 7 for e in res["per_episode"]) and res["errors"] == 0
+    res = runner.evaluate(str(ckpt), fake_env_id, episodes=1, workers=1, progress=False,
+                          overrides={"max_steps": 3})
+    assert res["options"]["max_steps"] == 3
+
+
+def test_checkpoint_for_other_observation_width_is_a_clear_error(fake_env_id, tmp_path, capsys):
+    import fake_nav
+
+    ckpt = fake_nav.make_checkpoint(tmp_path / "ck3", obs_dim=3)
+    code = main(["evaluate", "--policy", str(ckpt), "--env", fake_env_id, "--episodes", "1", "--workers", "1",
+                 "--out", str(tmp_path / "r.json")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "expects obs/act widths 3/1" in err and len(err.splitlines()) == 1

@@ -170,3 +170,16 @@ def test_train_bc_command_and_checkpoint(tmp_path, capsys):
     bad = ["train", "bc", "--env", "Other-v0", "--demos", str(demos), "--out", str(tmp_path / "x")]
     assert cli.main(bad) == 2
     assert "collected on" in capsys.readouterr().err
+
+
+def test_conv_encoder_over_the_ray_block(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    eps = [(rng.uniform(size=(20, 12)), rng.uniform(-1, 1, size=(20, 2))) for _ in range(6)]
+    demos = _write_dataset(tmp_path / "rays", eps)
+    base = ["train", "bc", "--env", "Synthetic-v0", "--policy", "gru", "--encoder", "conv",
+            "--demos", str(demos), "--epochs", "1", "--out", str(tmp_path / "run")]
+    assert cli.main(base) == 2  # no rays.count in the dataset's options and no --ray-slice
+    assert "ray-slice" in capsys.readouterr().err
+    assert cli.main(base + ["--ray-slice", "0:10"]) == 0
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["policy"]["encoder"] == "conv" and cfg["policy"]["ray_slice"] == [0, 10]

@@ -6,9 +6,12 @@ import pytest
 import torch
 
 from liquid_control.nets import LTC, AutoNCP, FullyConnected, LTCCell, RandomSparse, count_params
+from liquid_control.nets.ltc import ltc_numba
+
+IMPLEMENTATIONS = ["reference", "fused", "numba"]
 
 
-@pytest.mark.parametrize("implementation", ["reference", "fused"])
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 @pytest.mark.parametrize("wiring", ["fc", "autoncp"])
 @pytest.mark.parametrize("implicit", [True, False])
 def test_gradcheck_cell(wiring, implementation, implicit):
@@ -39,22 +42,76 @@ def test_fused_equals_reference_float32(wiring):
     x = torch.randn(5, 7, 8)
     ts = 0.2 + torch.rand(5, 7)
     outs = []
-    for impl in ("reference", "fused"):
+    for impl in IMPLEMENTATIONS:
         model.rnn_cell.implementation = impl
         model.zero_grad()
         y, h = model(x, timespans=ts)
         (y.sin().sum() + h.square().sum()).backward()
         outs.append([y, h] + [p.grad.clone() for p in model.parameters()])
-    for a, b in zip(*outs, strict=True):
-        assert torch.allclose(a, b, atol=1e-5, rtol=1e-5), float((a - b).abs().max())
+    for other in outs[1:]:
+        for a, b in zip(outs[0], other, strict=True):
+            assert torch.allclose(a, b, atol=1e-5, rtol=1e-5), float((a - b).abs().max())
 
 
-def test_auto_implementation_is_fused():
-    assert LTCCell(4, 3).use_fused()
-    assert not LTCCell(4, 3, implementation="reference").use_fused()
+def test_auto_implementation_choice():
+    assert LTCCell(4, 3).resolved_implementation() == ("numba" if ltc_numba is not None else "fused")
+    assert LTCCell(4, 3, implementation="reference").resolved_implementation() == "reference"
+    assert LTCCell(4, 3, implementation="fused").resolved_implementation() == "fused"
 
 
-@pytest.mark.parametrize("implementation", ["reference", "fused"])
+@pytest.mark.parametrize("wiring", ["fc", "autoncp"])
+def test_batch1_inference_paths_match_reference(wiring):
+    """The no-grad batch-1 step (compiled) and compile_step() give the reference outputs."""
+    torch.manual_seed(0)
+    w = FullyConnected(7, 2) if wiring == "fc" else AutoNCP(10, 2)
+    cell = LTCCell(w, 4, implicit_param_constraints=True, input_mapping="affine", implementation="reference")
+    with torch.no_grad():
+        cell.input_b.add_(0.2)
+        cell.output_b.sub_(0.1)
+    x, h = torch.randn(1, 4), torch.randn(1, cell.state_size)
+    with torch.no_grad():
+        y_ref, v_ref = cell(x, h, 0.7)
+        cell.implementation = "auto"
+        y, v = cell(x, h, 0.7)
+        assert torch.allclose(y, y_ref, atol=1e-5) and torch.allclose(v, v_ref, atol=1e-5)
+        if ltc_numba is not None:
+            step = cell.compile_step()
+            y2, v2 = step(x[0].numpy(), h[0].numpy(), 0.7)
+            assert torch.allclose(torch.from_numpy(y2), y_ref[0], atol=1e-5)
+            assert torch.allclose(torch.from_numpy(v2), v_ref[0], atol=1e-5)
+            with pytest.raises(ValueError, match="NaN"):
+                cell(torch.full((1, 4), float("nan")), h)
+        # the frozen weights follow parameter updates
+        cell.gleak.add_(0.5)
+        cell.implementation = "reference"
+        y_ref2, _ = cell(x, h, 0.7)
+        cell.implementation = "auto"
+        y3, _ = cell(x, h, 0.7)
+        assert torch.allclose(y3, y_ref2, atol=1e-5) and not torch.allclose(y_ref2, y_ref)
+
+
+@pytest.mark.parametrize("implementation", ["fused", "numba"])
+def test_backward_memory_does_not_grow_with_unfolds(implementation):
+    """Tensors autograd keeps for backward: the same for 1 and 6 unfolds on the fast paths."""
+    saved = {}
+    for unfolds in (1, 6):
+        torch.manual_seed(0)
+        model = LTC(4, AutoNCP(12, 2), ode_unfolds=unfolds, implementation=implementation)
+        seen = {}
+
+        def pack(t, seen=seen):
+            seen[(t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())] = (
+                t.untyped_storage().nbytes()
+            )
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            model(torch.randn(8, 10, 4))
+        saved[unfolds] = sum(seen.values())
+    assert saved[6] == saved[1]
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 def test_reset_mask_zeroes_state(implementation):
     torch.manual_seed(0)
     model = LTC(3, AutoNCP(8, 2), implementation=implementation)

@@ -12,6 +12,7 @@ from ncps import wirings as ncps_wirings
 from liquid_control.nets import LTC, from_ncps
 
 IN, B, T = 5, 3, 4
+IMPLEMENTATIONS = ["reference", "fused", "numba"]
 TOL = 1e-6
 
 WIRINGS = {
@@ -47,7 +48,7 @@ def _assert_close(a, b):
     assert err < TOL, err
 
 
-@pytest.mark.parametrize("implementation", ["reference", "fused"])
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 @pytest.mark.parametrize("implicit", [True, False], ids=["softplus", "clip"])
 @pytest.mark.parametrize("unfolds", [1, 3, 6])
 @pytest.mark.parametrize("wiring", sorted(WIRINGS))
@@ -71,7 +72,7 @@ def test_regular_timespans_match_ncps(wiring, unfolds, implicit, implementation)
     _assert_close(xo.grad, xt.grad)
 
 
-@pytest.mark.parametrize("implementation", ["reference", "fused"])
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 @pytest.mark.parametrize("implicit", [True, False], ids=["softplus", "clip"])
 @pytest.mark.parametrize("wiring", sorted(WIRINGS))
 def test_irregular_timespans_match_ncps_per_sample(wiring, implicit, implementation):
@@ -94,7 +95,7 @@ def test_irregular_timespans_match_ncps_per_sample(wiring, implicit, implementat
         _assert_close(go[name], gt_sum[name])
 
 
-@pytest.mark.parametrize("implementation", ["reference", "fused"])
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 @pytest.mark.parametrize("shape", ["scalar", "B", "B1"])
 def test_cell_elapsed_time_shapes(shape, implementation):
     """A float, a (B,) and a (B,1) elapsed time all work (ncps issues #81-83)."""

@@ -36,7 +36,8 @@ def _rollout(env, seed: int, n: int = 40) -> np.ndarray:
 
 
 def test_same_seed_same_trajectory_with_disturbances():
-    opts = {"disturbance": {"wind": 1.0, "gust": 0.5, "obs_noise": 0.05, "act_noise": 0.05}}
+    opts = {"disturbance": {"wind": 1.0, "gust": 0.5, "obs_noise": 0.05, "act_noise": 0.05,
+                            "motor_noise": 0.02}}
     a = gym.make(ENV_ID, **opts)
     b = gym.make(ENV_ID, **opts)
     np.testing.assert_array_equal(_rollout(a, 7), _rollout(b, 7))
@@ -62,7 +63,7 @@ def test_info_keys_and_hold_semantics():
     u = env.unwrapped
     done = False
     while not done:  # fly straight to the target with the env's own controller
-        e = u.target - u.state["pos"]
+        e = u.target - u.state["position"]
         yaw = u.rig.quad.yaw
         c, s = np.cos(yaw), np.sin(yaw)
         v = np.clip(1.5 * e, -1.0, 1.0)
@@ -85,6 +86,19 @@ def test_splits_draw_different_initial_conditions():
     assert 2_000_000 <= b["layout_seed"] < 3_000_000 and a["layout_seed"] < 1_000_000
     tr.close()
     te.close()
+
+
+def test_reset_can_replay_a_layout_seed():
+    env = DroneHoverEnv()
+    _, a = env.reset(seed=5)
+    target = env.target.copy()
+    env.reset(seed=6)
+    _, b = env.reset(seed=99, options={"layout_seed": a["layout_seed"]})
+    assert b["layout_id"] == a["layout_id"]
+    np.testing.assert_array_equal(env.target, target)
+    with pytest.raises(ValueError):
+        env.reset(seed=0, options={"family": "forest"})
+    env.close()
 
 
 def test_crash_terminates_with_collision():

@@ -60,9 +60,12 @@ def test_splits_are_disjoint_and_seeds_map_inside():
 
 
 def test_train_and_test_layouts_never_coincide():
-    train = {generate(f, layout_seed_for("train", s)).fingerprint() for f in FAMILIES["rover"] for s in range(15)}
-    test = {generate(f, layout_seed_for("test", s)).fingerprint() for f in FAMILIES["rover"] for s in range(15)}
-    assert len(train) == 45 and len(test) == 45
+    def prints(split):
+        return {generate(f, layout_seed_for(split, s), kind=k).fingerprint()
+                for k, fams in FAMILIES.items() for f in fams for s in range(8)}
+
+    train, test = prints("train"), prints("test")
+    assert len(train) == len(test) == 48
     assert not train & test
 
 

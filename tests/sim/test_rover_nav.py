@@ -176,3 +176,24 @@ def test_many_envs_do_not_leak_clients():
         ids.append(env.world.client)
         env.close()
     assert not any(p.isConnected(c) for c in ids)
+
+
+def test_every_suite_in_envs_yaml_builds_a_valid_env():
+    import pathlib
+
+    import yaml
+
+    path = pathlib.Path(__file__).resolve().parents[2] / "envs" / "rovernav.yaml"
+    data = yaml.safe_load(path.read_text())
+    assert data["env"] == ENV_ID
+    assert set(data["heldout_families"]).isdisjoint(data["train_families"])
+    assert {"test", "ood-family", "ood-dense", "ood-slip", "ood-noise", "ood-latency"} <= set(data["suites"])
+    for name, suite in data["suites"].items():
+        env = gym.make(ENV_ID, split=suite["split"], **suite.get("options", {}))
+        _, info = env.reset(seed=1)
+        assert info["layout_seed"] >= 2_000_000, name
+        if name != "ood-family":
+            assert info["family"] in data["train_families"], name
+        else:
+            assert info["family"] in data["heldout_families"]
+        env.close()

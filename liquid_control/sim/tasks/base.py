@@ -44,7 +44,7 @@ from liquid_control.sim.layouts import (
     layout_seed_for,
     occupancy_grid,
 )
-from liquid_control.sim.sensors import RangeSensor, clearance, corrupt, ring_directions
+from liquid_control.sim.sensors import PlanarRangeSensor, PlanarScene, RangeSensor, corrupt, ring_directions
 from liquid_control.sim.world import World
 
 
@@ -59,6 +59,7 @@ class NavTask(gym.Env):
     GOAL_RADIUS = 0.3
     MAX_SPEED = 1.0
     BODY_RADIUS = 0.2
+    LAYOUT_CLEARANCE: float | None = None  # start-goal connectivity clearance (m); None = BODY_RADIUS + 0.1
     DEFAULT_CONTROL_HZ = 20.0
     PHYSICS_HZ = 240.0
     DEFAULT_RAYS = 32
@@ -66,6 +67,7 @@ class NavTask(gym.Env):
     DEFAULT_FOV = 360.0
     DEFAULT_DENSITY = 0.3
     SENSORS: tuple[str, ...] = ("rays",)
+    PLANAR_RAYS = True  # cast horizontal ray fans exactly on the layout instead of rayTestBatch
     RENDER_PX = 480
 
     # ------------------------------------------------------------------ options
@@ -159,7 +161,8 @@ class NavTask(gym.Env):
         lo = self.options["layout"]
         return generate(fam, ls, kind=self.KIND, density=lo["density"], obstacle_scale=lo["obstacle_scale"],
                         goal_distance=lo["goal_distance"], arena=lo["arena"],
-                        clearance=self.BODY_RADIUS + 0.1)
+                        clearance=(self.BODY_RADIUS + 0.1 if self.LAYOUT_CLEARANCE is None
+                                   else self.LAYOUT_CLEARANCE))
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Start an episode. ``options`` may force ``family`` and/or ``layout_seed`` (e.g. for replays)."""
@@ -173,8 +176,8 @@ class NavTask(gym.Env):
         self.episode_seed = episode_seed
         self.layout = self.choose_layout(episode_seed, extra.get("family"), extra.get("layout_seed"))
         self.world.reset(self.layout)
-        self.sensor = RangeSensor(self.world.client, self.ray_dirs, float(self.options["rays"]["range"]),
-                                  offset=self.sensor_offset())
+        self.scene = PlanarScene(self.layout)
+        self.sensor = self.make_sensor()
         self._spawn(self.layout)
         self._zero_bookkeeping()
         self._bg = None
@@ -236,7 +239,7 @@ class NavTask(gym.Env):
         return float(np.hypot(self.position[0] - g[0], self.position[1] - g[1]))
 
     def _clearance(self) -> float:
-        return clearance(self.layout, self.position[:2]) - self.BODY_RADIUS
+        return self.scene.clearance(self.position[:2]) - self.BODY_RADIUS
 
     def _scan(self, position: np.ndarray, rotation: np.ndarray) -> np.ndarray:
         """Normalised range readings with the configured noise and dropout."""
@@ -262,6 +265,14 @@ class NavTask(gym.Env):
         return out
 
     # ------------------------------------------------------------------ subclass hooks
+    def make_sensor(self) -> RangeSensor | PlanarRangeSensor:
+        """The range sensor for this episode: exact planar casts on the layout when every ray is
+        horizontal (``PLANAR_RAYS``; the obstacles are vertical extrusions), else ``rayTestBatch``."""
+        rng = float(self.options["rays"]["range"])
+        if self.PLANAR_RAYS and np.all(np.abs(self.ray_dirs[:, 2]) < 1e-9):
+            return PlanarRangeSensor(self.scene, self.ray_dirs, rng, offset=self.sensor_offset())
+        return RangeSensor(self.world.client, self.ray_dirs, rng, offset=self.sensor_offset())
+
     def sensor_offset(self) -> tuple[float, float, float]:
         return (0.0, 0.0, 0.0)
 
@@ -296,6 +307,8 @@ class NavTask(gym.Env):
     def render(self):
         """``rgb_array``: a top-down (H, W, 3) uint8 image; ``human``: the PyBullet GUI follows the body."""
         if self.render_mode == "human":
+            if not self.world.gui:  # no display: nothing to show
+                return None
             import pybullet as p
             p.resetDebugVisualizerCamera(6.0, np.degrees(self.yaw) - 90, -50, self.position.tolist(),
                                          physicsClientId=self.world.client)
@@ -343,9 +356,9 @@ class NavTask(gym.Env):
 
         disc(self.layout.goal, max(self.GOAL_RADIUS, 2 * res), (40, 170, 60))
         if self.sensor is not None and len(self.last_ranges):
-            n = min(len(self.last_ranges), len(self.sensor.last_from))
-            f = np.asarray(self.sensor.last_from)[:n, :2]
-            to = np.asarray(self.sensor.last_to)[:n, :2]
+            f, to = self.sensor.segments
+            n = min(len(self.last_ranges), len(f))
+            f, to = f[:n], to[:n]
             hit = f + (to - f) * self.last_ranges[:n, None]
             segments(f, hit, (255, 170, 60))
         if len(self.trace) > 1:

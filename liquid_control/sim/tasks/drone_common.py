@@ -2,7 +2,7 @@
 
 :class:`DroneRig` bundles a :class:`~liquid_control.sim.quadrotor.Quadrotor`, its
 :class:`~liquid_control.sim.flight_control.FlightController`, the action interface and the physical
-disturbances (steady wind + Ornstein-Uhlenbeck gusts, mass scale).  One
+disturbances (steady wind + Ornstein-Uhlenbeck gusts, mass scale, motor noise).  One
 :meth:`DroneRig.step` = one control step = ``substeps`` physics steps, with the lean per-substep loop
 (controller, two force calls, ``stepSimulation``, two state reads).
 """
@@ -31,6 +31,8 @@ DRONE_SCHEMA: dict[str, Opt] = {
     "disturbance.wind": Opt(0.0, "float", low=0.0, high=5.0, help="mean horizontal wind speed (m/s)"),
     "disturbance.gust": Opt(0.0, "float", low=0.0, high=3.0, help="gust std (m/s), OU process, tau 1 s"),
     "disturbance.mass_scale": Opt(1.0, "float", low=0.5, high=1.5, help="body mass and inertia x"),
+    "disturbance.motor_noise": Opt(0.0, "float", low=0.0, high=0.5,
+                                   help="per-motor multiplicative rpm noise std, redrawn every control step"),
 }
 
 
@@ -52,6 +54,7 @@ class DroneRig:
         self.wind_speed = float(dist["wind"])
         self.gust_std = float(dist["gust"])
         self.mass_scale = float(dist["mass_scale"])
+        self.motor_noise = float(dist["motor_noise"])
         self.mean_wind = (0.0, 0.0, 0.0)
         self.gust = [0.0, 0.0, 0.0]
         self._gust_a = math.exp(-self.dt / GUST_TAU)
@@ -91,6 +94,9 @@ class DroneRig:
             s[1] = a * s[1] + b * float(n[1])
             s[2] = a * s[2] + 0.3 * b * float(n[2])
             self._set_wind()
+        if self.motor_noise > 0:
+            n = 1.0 + self.motor_noise * rng.standard_normal(4)
+            self.quad.motor_gain = (float(n[0]), float(n[1]), float(n[2]), float(n[3]))
         quad, ctrl, step, c = self.quad, self.ctrl, self._step_fn, self.client
         for _ in range(self.substeps):
             ctrl.substep()

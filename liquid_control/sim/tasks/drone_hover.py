@@ -8,8 +8,9 @@ says "held within 0.1 m for the last 2 s".  The episode is truncated at ``task.e
 terminated early on a crash (ground contact, flipped over) or when the drone gets ``task.max_distance``
 away from the target.
 
-Observation (float32, 16): target vector in the body frame (3, m), body-frame velocity (3, m/s), gravity
-direction in the body frame (3), body rates (3, rad/s), previous action (4).
+Observation (float32, 16): target vector in the body frame (3, m, clipped to +-5), body-frame velocity
+/ 2 m/s (3), gravity direction in the body frame (3), body rates / 5 rad/s (3), previous action (4);
+velocity and rates are clipped to +-3.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from liquid_control.sim.tasks.drone_render import chase_camera
 from liquid_control.sim.world import World
 
 FAMILY = "hover"
+VEL_SCALE = 2.0  # m/s per unit of the velocity features (as in DroneNav)
+RATE_SCALE = 5.0  # rad/s per unit of the body-rate features
 
 SCHEMA: dict[str, Opt] = {
     "split": Opt("train", "str", choices=tuple(SPLITS), help="seed range of the initial conditions"),
@@ -55,7 +58,8 @@ class DroneHoverEnv(gym.Env):
 
     def __init__(self, render_mode: str | None = None, **options: Any) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+            modes = self.metadata["render_modes"]
+            raise ValueError(f"render_mode must be one of {modes}, got {render_mode!r}")
         self.options = resolve(SCHEMA, options)
         self.render_mode = render_mode
         substeps = max(1, int(round(PHYSICS_HZ / self.options["control_hz"])))
@@ -64,7 +68,8 @@ class DroneHoverEnv(gym.Env):
         self.world.reset(None)
         self.rig = DroneRig(self.world.client, self.options, substeps)
         self.action_space = self.rig.actions.space
-        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(16,), dtype=np.float32)
+        self._high = np.array([5.0] * 3 + [3.0] * 3 + [1.0] * 3 + [3.0] * 3 + [1.0] * 4, dtype=np.float32)
+        self.observation_space = spaces.Box(-self._high, self._high, dtype=np.float32)
         t = self.options["task"]
         self.max_steps = int(round(t["episode_s"] / self.rig.dt))
         d = self.options["disturbance"]
@@ -73,7 +78,6 @@ class DroneHoverEnv(gym.Env):
         self._latency = int(d["latency_steps"])
         self.target = np.zeros(3)
         self.layout_seed = 0
-        self.state: dict[str, Any] = {}
         self._reset_counters()
 
     def _reset_counters(self) -> None:
@@ -88,10 +92,14 @@ class DroneHoverEnv(gym.Env):
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        if options:
-            raise ValueError("DroneHoverEnv.reset takes no options; pass options to the constructor")
+        extra = dict(options or {})
+        unknown = set(extra) - {"layout_seed", "family"}
+        if unknown or extra.get("family", FAMILY) != FAMILY:
+            raise ValueError(f"DroneHoverEnv.reset options may only force layout_seed (family {FAMILY!r}); "
+                             f"got {sorted(extra)}")
         episode_seed = int(seed) if seed is not None else int(self.np_random.integers(0, 2**31 - 1))
-        self.layout_seed = layout_seed_for(self.options["split"], episode_seed)
+        self.layout_seed = (int(extra["layout_seed"]) if "layout_seed" in extra
+                            else layout_seed_for(self.options["split"], episode_seed))
         rng = np.random.default_rng([0x686F, self.layout_seed])
         t = self.options["task"]
         self.target = np.array([rng.uniform(-1.0, 1.0), rng.uniform(-1.0, 1.0), rng.uniform(1.0, 2.0)])
@@ -105,7 +113,6 @@ class DroneHoverEnv(gym.Env):
         self.rig.reset(self.np_random, tuple(pos), rpy, tuple(vel), tuple(omega))
         self._reset_counters()
         self._queue.extend(self.rig.neutral_action() for _ in range(self._latency))
-        self._update_state()
         return self._obs(), self._info(False, False)
 
     def step(self, action):
@@ -143,7 +150,6 @@ class DroneHoverEnv(gym.Env):
         elif away:
             reward -= 10.0
         self.prev_action = a
-        self._update_state()
         obs = self._obs()
         info = self._info(bool(crashed), truncated)
         return obs, float(reward), terminated, truncated, info
@@ -161,17 +167,23 @@ class DroneHoverEnv(gym.Env):
     def _obs(self) -> np.ndarray:
         q = self.rig.quad
         e = self.rig.to_body(*(self.target - np.asarray(q.pos)))
-        obs = np.array((*e, *self.rig.body_velocity(), *self.rig.attitude(), *self.prev_action),
+        v = self.rig.body_velocity()
+        r = q.rates
+        R = q.R
+        obs = np.array((*e, v[0] / VEL_SCALE, v[1] / VEL_SCALE, v[2] / VEL_SCALE, R[6], R[7], R[8],
+                        r[0] / RATE_SCALE, r[1] / RATE_SCALE, r[2] / RATE_SCALE, *self.prev_action),
                        dtype=np.float32)
         if self._obs_noise > 0:
             obs[:12] += self.np_random.normal(0.0, self._obs_noise, size=12).astype(np.float32)
-        return obs
+        return np.clip(obs, -self._high, self._high, out=obs)
 
-    def _update_state(self) -> None:
+    @property
+    def state(self) -> dict[str, Any]:
+        """Privileged state for experts (built on demand)."""
         q = self.rig.quad
-        self.state = {"pos": np.asarray(q.pos), "quat": np.asarray(q.quat), "vel": np.asarray(q.vel),
-                      "rates": np.asarray(q.rates), "rpy": np.asarray(q.rpy), "target": self.target.copy(),
-                      "wind": np.asarray(q.wind)}
+        return {"position": np.asarray(q.pos), "quat": np.asarray(q.quat), "vel": np.asarray(q.vel),
+                "rates": np.asarray(q.rates), "rpy": np.asarray(q.rpy), "target": self.target.copy(),
+                "wind": np.asarray(q.wind)}
 
     def _info(self, collision: bool, truncated: bool) -> dict[str, Any]:
         q = self.rig.quad

@@ -68,6 +68,9 @@ class DroneNavEnv(NavTask):
     GOAL_RADIUS = 0.5
     MAX_SPEED = 2.0
     BODY_RADIUS = CF2X.collision_radius
+    # start and goal are connected with 0.35 m clearance (the planner's and the expert's margin), so
+    # SPL's shortest path and the expert never need a passage narrower than a drone can safely take
+    LAYOUT_CLEARANCE = 0.35
     DEFAULT_CONTROL_HZ = 30.0
     DEFAULT_RAYS = 32
     DEFAULT_RAY_RANGE = 6.0
@@ -135,9 +138,6 @@ class DroneNavEnv(NavTask):
         self._top = layout.ceiling - CEILING_MARGIN
         self._last_clearance = np.inf
 
-    def neutral_action(self) -> np.ndarray:
-        return np.zeros(4, dtype=np.float64)
-
     def _apply(self, action: np.ndarray) -> None:
         self.rig.step(action, self.rng)
 
@@ -165,7 +165,8 @@ class DroneNavEnv(NavTask):
                                        physicsClientId=self.world.client))
 
     def _extra_reward(self) -> float:
-        return -self.options["reward"]["altitude"] * abs(self.rig.quad.pos[2] - self.flight_altitude) * self.dt
+        err = abs(self.rig.quad.pos[2] - self.flight_altitude)
+        return -self.options["reward"]["altitude"] * err * self.dt
 
     def _observe(self) -> np.ndarray:
         rig = self.rig

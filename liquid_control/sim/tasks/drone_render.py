@@ -16,8 +16,8 @@ def _projection(width: int, height: int, fov: float) -> tuple[float, ...]:
     return tuple(p.computeProjectionMatrixFOV(fov=fov, aspect=width / height, nearVal=0.05, farVal=60.0))
 
 
-def chase_camera(client: int, quad: Quadrotor, width: int = 160, height: int = 120, back: float = 1.2,
-                 up: float = 0.5, fov: float = 70.0) -> np.ndarray:
+def chase_camera(client: int, quad: Quadrotor, width: int = 160, height: int = 120, back: float = 0.4,
+                 up: float = 0.15, fov: float = 75.0) -> np.ndarray:
     """RGB image (height, width, 3) uint8 from behind and above the drone, looking along its heading."""
     if width < 8 or height < 8:
         raise ValueError(f"camera image must be at least 8x8, got {width}x{height}")
@@ -28,6 +28,7 @@ def chase_camera(client: int, quad: Quadrotor, width: int = 160, height: int = 1
     look = (x + 2.0 * c, y + 2.0 * s, z)
     view = p.computeViewMatrix(eye, look, (0.0, 0.0, 1.0))
     img = p.getCameraImage(width, height, viewMatrix=view, projectionMatrix=_projection(width, height, fov),
-                           renderer=p.ER_TINY_RENDERER, flags=p.ER_NO_SEGMENTATION_MASK, physicsClientId=client)
+                           renderer=p.ER_TINY_RENDERER, flags=p.ER_NO_SEGMENTATION_MASK,
+                           physicsClientId=client)
     rgba = np.asarray(img[2], dtype=np.uint8).reshape(height, width, 4)
     return np.ascontiguousarray(rgba[:, :, :3])

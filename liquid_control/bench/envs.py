@@ -1,0 +1,153 @@
+"""`liquid-control bench envs`: env steps/s of every registered env next to same-run references.
+
+For each env id that imports: single-process env steps/s with random actions; a raw-PyBullet loop doing
+the same number of physics substeps (``stepSimulation`` only) on the same world in the same run, as the
+physics-only ceiling; and ``SubprocVecEnv`` throughput with 2 workers vs 1. Writes JSON and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="bench_envs.json", help="JSON output path")
+    parser.add_argument("--quick", action="store_true", help="few steps (smoke test)")
+    parser.add_argument("--steps", type=int, default=None, help="env steps per measurement")
+    parser.add_argument("--env", action="append", default=None, help="only these env ids (repeatable)")
+    parser.add_argument("--no-vec", action="store_true", help="skip the SubprocVecEnv measurement")
+
+
+def _substeps(env: Any) -> int:
+    u = env.unwrapped
+    for obj in (u, getattr(u, "rig", None)):
+        if obj is not None and getattr(obj, "substeps", None):
+            return int(obj.substeps)
+    raise ValueError(f"{type(u).__name__} exposes no 'substeps'")
+
+
+def env_steps_per_s(env_id: str, steps: int, seed: int = 0) -> dict[str, Any]:
+    """Random-action steps/s of one env, and raw stepSimulation/s on the same PyBullet world."""
+    import pybullet as p
+
+    env = gym.make(env_id)
+    env.action_space.seed(seed)
+    env.reset(seed=seed)
+    for _ in range(20):  # warm-up
+        _, _, term, trunc, _ = env.step(env.action_space.sample())
+        if term or trunc:
+            env.reset()
+    episodes = 0
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(steps):
+        _, _, term, trunc, _ = env.step(env.action_space.sample())
+        if term or trunc:
+            env.reset()
+            episodes += 1
+    env_time, env_cpu = time.perf_counter() - t0, time.process_time() - c0
+    sub = _substeps(env)
+    client = env.unwrapped.world.client
+    env.reset(seed=seed)
+    n_phys = steps * sub
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(n_phys):
+        p.stepSimulation(physicsClientId=client)
+    raw_time, raw_cpu = time.perf_counter() - t0, time.process_time() - c0
+    env.close()
+    sps = steps / env_time
+    raw = n_phys / raw_time
+    # per CPU second too: on a shared machine wall-clock figures depend on the other load
+    return {"env_steps_per_s": sps, "episodes": episodes, "substeps": sub,
+            "raw_physics_steps_per_s": raw, "raw_env_equivalent_steps_per_s": raw / sub,
+            "fraction_of_raw_limit": sps * sub / raw,
+            "env_steps_per_cpu_s": steps / max(env_cpu, 1e-9),
+            "raw_env_equivalent_steps_per_cpu_s": n_phys / max(raw_cpu, 1e-9) / sub,
+            "load_average_1min": os.getloadavg()[0]}
+
+
+def _make(env_id: str):
+    def thunk():
+        import liquid_control  # noqa: F401  (registers ids in the worker)
+
+        return gym.make(env_id)
+    return thunk
+
+
+def vec_steps_per_s(env_id: str, n_envs: int, steps: int, seed: int = 0) -> float:
+    """Total env steps/s of a SubprocVecEnv with ``n_envs`` workers (random actions)."""
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    vec = SubprocVecEnv([_make(env_id) for _ in range(n_envs)])
+    try:
+        vec.seed(seed)
+        vec.reset()
+        rng = np.random.default_rng(seed)
+        space = vec.action_space
+        acts = rng.uniform(space.low, space.high, size=(steps // n_envs + 10, n_envs, *space.shape))
+        for a in acts[:10]:
+            vec.step(a.astype(space.dtype))
+        t0 = time.perf_counter()
+        for a in acts[10:]:
+            vec.step(a.astype(space.dtype))
+        return (len(acts) - 10) * n_envs / (time.perf_counter() - t0)
+    finally:
+        vec.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    import liquid_control  # noqa: F401
+    from liquid_control.sim.registration import ENV_IDS
+
+    steps = args.steps or (300 if args.quick else 3000)
+    if steps < 10:
+        raise ValueError(f"--steps must be >= 10, got {steps}")
+    ids = args.env or list(ENV_IDS)
+    unknown = [i for i in ids if i not in ENV_IDS]
+    if unknown:
+        raise ValueError(f"unknown env ids {unknown}; known: {list(ENV_IDS)}")
+    out: dict[str, Any] = {"benchmark": "envs", "steps": steps, "cpu_count": os.cpu_count(),
+                           "python": platform.python_version(), "envs": {}}
+    try:
+        import pybullet  # noqa: F401
+
+        out["pybullet"] = getattr(pybullet, "__version__", "3.x")
+    except ImportError as exc:  # pragma: no cover
+        raise ValueError(f"pybullet is required: {exc}") from None
+    for env_id in ids:
+        try:
+            gym.make(env_id).close()
+        except (ImportError, AttributeError, gym.error.Error) as exc:
+            out["envs"][env_id] = {"skipped": f"{type(exc).__name__}: {exc}"}
+            continue
+        res = env_steps_per_s(env_id, steps)
+        if not args.no_vec:
+            one = vec_steps_per_s(env_id, 1, steps)
+            two = vec_steps_per_s(env_id, 2, steps)
+            res.update({"subproc_1_steps_per_s": one, "subproc_2_steps_per_s": two,
+                        "subproc_speedup_2v1": two / one})
+        out["envs"][env_id] = res
+    with open(args.out, "w") as f:
+        json.dump(out, f, indent=2)
+    print(f"{'env':32s} {'steps/s':>9s} {'/cpu-s':>8s} {'raw-phys eq.':>12s} {'of raw':>7s} "
+          f"{'vec1':>8s} {'vec2':>8s} {'2v1':>5s}")
+    for env_id, r in out["envs"].items():
+        if "skipped" in r:
+            print(f"{env_id:32s} skipped ({r['skipped'][:60]})")
+            continue
+        vec = ""
+        if "subproc_1_steps_per_s" in r:
+            vec = (f"{r['subproc_1_steps_per_s']:8.0f} {r['subproc_2_steps_per_s']:8.0f} "
+                   f"{r['subproc_speedup_2v1']:5.2f}")
+        print(f"{env_id:32s} {r['env_steps_per_s']:9.0f} {r['env_steps_per_cpu_s']:8.0f} "
+              f"{r['raw_env_equivalent_steps_per_s']:12.0f} "
+              f"{r['fraction_of_raw_limit']:7.2f} {vec}")
+    print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,29 @@
+"""`liquid-control bench envs` smoke test: JSON with the env and same-run raw-physics figures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from liquid_control.cli import main
+
+
+def test_bench_envs_writes_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "envs", "--steps", "30", "--no-vec", "--env", "LiquidControl/RoverNav-v0",
+               "--out", str(out)])
+    assert rc == 0
+    data = json.loads(out.read_text())
+    r = data["envs"]["LiquidControl/RoverNav-v0"]
+    assert r["substeps"] == 12
+    assert r["env_steps_per_s"] > 0 and r["raw_physics_steps_per_s"] > 0
+    # the env does the same substeps plus sensing and bookkeeping: it cannot beat raw physics by much
+    assert r["fraction_of_raw_limit"] < 1.5
+    assert "RoverNav" in capsys.readouterr().out
+
+
+def test_bench_envs_rejects_bad_input(tmp_path):
+    assert main(["bench", "envs", "--env", "Nope-v0", "--out", str(tmp_path / "x.json")]) == 2
+    with pytest.raises(SystemExit):
+        main(["bench", "envs", "--steps", "abc"])
