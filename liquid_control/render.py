@@ -7,15 +7,17 @@ Each frame stacks a header line (policy, layout, time, outcome), the env's top-d
 (``env.render()`` with ``render_mode="rgb_array"``) beside its chase camera (``env.unwrapped.render_chase()``
 when the env has one) and, below, the controller's state over time as a heat map that fills in as the
 episode runs (one row per neuron, per-neuron colour scale, motor neurons on top and highlighted; groups
-from the policy's wiring). The episode is run twice from the same seed: once without rendering to learn
-its length and each neuron's range, once to draw; frames are composed with numpy/PIL and streamed to
-imageio (imageio-ffmpeg for MP4), so long episodes render quickly and in bounded memory.
+from the policy's wiring). The episode is run closed loop once without drawing (its length, actions and
+each neuron's range), then replayed from the same seed with the recorded actions while drawing (episodes
+are deterministic given the seed; ``replay_matches`` in the summary confirms it). Frames are composed
+with numpy/PIL and streamed to imageio (imageio-ffmpeg for MP4): fast, and memory stays bounded.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -159,6 +161,23 @@ def _sized(fn: Any, **size: int) -> np.ndarray:
         return fn()
 
 
+class _Replay:
+    """Replays a recorded episode's actions (and neuron states) as a Controller."""
+
+    def __init__(self, actions: np.ndarray, states: np.ndarray | None) -> None:
+        self.actions, self.states, self.k = actions, states, 0
+
+    def reset(self, env: gym.Env, obs: np.ndarray) -> None:
+        self.k = 0
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        self.k += 1
+        return self.actions[min(self.k - 1, len(self.actions) - 1)]
+
+    def neuron_state(self) -> np.ndarray | None:
+        return None if self.states is None else self.states[min(self.k, len(self.states)) - 1]
+
+
 def _header(width: int, text: str) -> np.ndarray:
     img = Image.new("RGB", (width, HEADER_H), BG)
     ImageDraw.Draw(img).text((8, 6), text, fill=FG, font=_font(14))
@@ -259,7 +278,7 @@ def render_episode(
                 layout["height"] = _pad16(HEADER_H + (VIEW_H if views else 0) + PANEL_H)
                 panel = NeuronPanel(layout["width"], PANEL_H, groups, lo, hi, steps, title)
             assert panel is not None
-            panel.update(k["step"], controller.neuron_state() if has_states else action)
+            panel.update(k["step"], replay.neuron_state() if has_states else action)
             frame = np.zeros((layout["height"], layout["width"], 3), np.uint8)
             frame[:] = BG
             text = (f"{name} | {info.get('layout_id', env_id)} | t = {float(info.get('t', 0.0)):5.1f} s | "
@@ -286,7 +305,8 @@ def render_episode(
                 time.sleep(max(0.0, 1.0 / fps - 0.002))
 
         try:
-            second = run_episode(env, controller, seed, on_step=on_step)
+            replay = _Replay(first.actions, states if has_states else None)
+            second = run_episode(env, replay, seed, on_step=on_step, max_steps=steps)
         finally:
             bar.close()
             if writer is not None:
@@ -298,10 +318,16 @@ def render_episode(
             iio.imwrite(out, np.stack(gif_frames), duration=1000.0 / fps, loop=0)
     finally:
         env.close()
+    same = _outcome(second.info) == _outcome(first.info) and len(second.actions) == steps
+    if same and first.positions is not None and second.positions is not None:
+        same = bool(np.allclose(first.positions, second.positions, atol=1e-6))
+    if not same:
+        print("render: warning: the replayed episode differs from the closed-loop one (env not deterministic "
+              "given the seed?); the video shows the replay", file=sys.stderr)
     return {
         "out": str(out), "frames": k["step"], "width": layout.get("width"), "height": layout.get("height"),
-        "fps": fps, "steps": len(second.actions), "outcome": _outcome(second.info),
-        "layout_id": second.info.get("layout_id"), "neurons": int(states.shape[1]) if has_states else 0,
+        "fps": fps, "steps": steps, "outcome": _outcome(first.info), "layout_id": first.info.get("layout_id"),
+        "replay_matches": same, "neurons": int(states.shape[1]) if has_states else 0,
         "chase_camera": chase_fn is not None, "seconds": round(time.perf_counter() - started, 2),
     }
 

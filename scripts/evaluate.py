@@ -22,7 +22,7 @@ from liquid_control.sim.options import parse_overrides
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--policy", required=True, help="checkpoint directory, 'expert' or 'random'")
     ap.add_argument("--env", required=True)
     ap.add_argument("--suites", default="all", help="'all' or comma-separated suite names")

@@ -46,6 +46,9 @@ def main() -> int:
     p.add_argument("--n-envs", type=int, default=None, help="parallel envs (default: one per core)")
     p.add_argument("--critic", default="separate", choices=["separate", "shared"])
     p.add_argument("--critic-warmup", type=int, default=4, help="nav: critic-only rounds before PPO")
+    p.add_argument("--alive-bonus", type=float, default=None,
+                   help="training reward per step alive (hover default 2.0: the env's reward alone makes "
+                        "an early crash the cheapest return; nav default 0)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-episodes", type=int, default=100, help="test-split episodes per policy")
     p.add_argument("--workers", type=int, default=None, help="evaluation workers")
@@ -65,7 +68,8 @@ def main() -> int:
         cfg = PPOConfig(env_id=env, out=str(out / "policy"), steps=args.steps or 2_000_000,
                         n_envs=args.n_envs,
                         seed=args.seed, env_options=overrides, critic=args.critic, eval_freq=50_000,
-                        eval_episodes=20, command=command)
+                        eval_episodes=20, alive_bonus=2.0 if args.alive_bonus is None else args.alive_bonus,
+                        command=command)
     else:
         if not args.init:
             p.error("nav needs --init <BC checkpoint>")
@@ -73,7 +77,7 @@ def main() -> int:
         cfg = PPOConfig(env_id=env, out=str(out / "policy"), steps=args.steps or 300_000, init=args.init,
                         n_envs=args.n_envs, seed=args.seed, env_options=overrides, critic=args.critic,
                         critic_warmup=args.critic_warmup, lr=1e-4, eval_freq=25_000, eval_episodes=20,
-                        command=command)
+                        alive_bonus=args.alive_bonus or 0.0, command=command)
     t0 = time.monotonic()
     ckpt = train_ppo(cfg)
     train_s = time.monotonic() - t0

@@ -51,7 +51,7 @@ def test_render_mp4_frame_count_and_size(fake_env, tmp_path):
     frames, w, h = probe(out)
     assert frames == summary["frames"] == summary["steps"] > 0
     assert (w, h) == (summary["width"], summary["height"]) and w % 16 == 0 and h % 16 == 0
-    assert summary["neurons"] == 12 and summary["fps"] == pytest.approx(10.0)
+    assert summary["neurons"] == 12 and summary["fps"] == pytest.approx(10.0) and summary["replay_matches"]
 
 
 def test_render_cli_gif_and_errors(fake_env, tmp_path, capsys, monkeypatch):

@@ -8,6 +8,7 @@ physics-only ceiling; and ``SubprocVecEnv`` throughput with 2 workers vs 1. Writ
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -116,10 +117,8 @@ def run(args: argparse.Namespace) -> int:
     out: dict[str, Any] = {"benchmark": "envs", "steps": steps, "cpu_count": os.cpu_count(),
                            "python": platform.python_version(), "envs": {}}
     try:
-        import pybullet  # noqa: F401
-
-        out["pybullet"] = getattr(pybullet, "__version__", "3.x")
-    except ImportError as exc:  # pragma: no cover
+        out["pybullet"] = importlib.metadata.version("pybullet")
+    except importlib.metadata.PackageNotFoundError as exc:  # pragma: no cover
         raise ValueError(f"pybullet is required: {exc}") from None
     for env_id in ids:
         try:

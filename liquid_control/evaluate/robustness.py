@@ -75,7 +75,7 @@ def plot_curves(summary: dict[str, Any], out: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig, ax = plt.subplots(figsize=(8.0, 4.2))
     for curve in summary["curves"]:
         xs = curve["levels"]
         m = [c["success_rate"] for c in curve["metrics"]]
@@ -90,7 +90,7 @@ def plot_curves(summary: dict[str, Any], out: str | Path) -> Path:
     ax.grid(alpha=0.3)
     env = summary["env"].split("/")[-1]
     ax.set_title(f"{env} · {summary['condition']} · {summary['episodes']} episodes per point")
-    ax.legend(loc="best")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

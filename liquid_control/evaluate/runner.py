@@ -217,10 +217,15 @@ def evaluate_many(
         items += plan(policy, env_id, condition, episodes, seed, tag=k)
         bounds.append((start, len(items)))
     outputs = map_jobs(episode_job, items, workers=workers, desc=desc, progress=progress)
-    return [
-        assemble(policy, env_id, condition, seed, items[a:b], outputs[a:b])
-        for (policy, env_id, condition), (a, b) in zip(runs, bounds, strict=True)
-    ]
+    results = []
+    for (policy, env_id, condition), (a, b) in zip(runs, bounds, strict=True):
+        res = assemble(policy, env_id, condition, seed, items[a:b], outputs[a:b])
+        resolved = getattr(cached_env(env_id, condition.options).unwrapped, "options", None)
+        if isinstance(resolved, dict):  # every option the env ran with, defaults included
+            res["resolved_options"] = json.loads(json.dumps(resolved, default=str))
+            res["per_episode"] = res.pop("per_episode")  # keep the long list last in results.json
+        results.append(res)
+    return results
 
 
 def evaluate(

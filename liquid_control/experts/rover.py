@@ -85,9 +85,8 @@ class RoverExpert:
         return np.array([v / spec.max_speed, w / spec.max_turn], dtype=np.float32)
 
     def _safe_speed(self, xy: np.ndarray, yaw: float, v: float, w: float) -> float:
-        """Slow down (down to turning in place) if the next ``horizon`` s would bring the body closer
-        than ``margin`` to an obstacle while getting closer than it is now (e.g. after a learner drove
-        next to a wall)."""
+        """Slow down (or back off) if the next ``horizon`` s would bring the body closer than ``margin``
+        to an obstacle while getting closer than it is now (e.g. after a learner drove next to a wall)."""
         scene, radius = self.env.scene, self.env.BODY_RADIUS
         now = scene.clearance(xy) - radius
         if now > 0.3:
@@ -98,6 +97,9 @@ class RoverExpert:
             after = scene.clearance(xy + cand * step) - radius
             if after >= self.margin or after >= now:
                 return cand
+        back = -0.3 * self.env.state["spec"].max_speed  # blocked ahead: back off if that frees us
+        if scene.clearance(xy + back * step) - radius > now:
+            return back
         return 0.0
 
     def neuron_state(self) -> None:

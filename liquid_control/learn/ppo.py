@@ -31,7 +31,11 @@
 Also serves ``liquid-control train ppo`` (see :func:`add_arguments`): SubprocVecEnv (one worker per core),
 TensorBoard, progress bar, CheckpointCallback + ``--resume``, EvalCallback on the val split (the best
 policy is exported to ``RUN/best``), optional critic pre-training on rollouts of a warm-started actor,
-and the final export to ``RUN`` (policy.pt/config.json/card.json) for ``evaluate`` and ``render``.
+an optional training-only ``--alive-bonus`` (reward shaping for tasks whose reward makes an early crash
+the cheapest return), and the final export to ``RUN`` (policy.pt/config.json/card.json) for
+``evaluate`` and ``render``. Run layout: ``RUN/{policy.pt,config.json,card.json}`` (final policy),
+``RUN/best/`` (best on val), ``RUN/ppo_run.json`` (options, for ``--resume``), ``RUN/sb3/checkpoints``
+(SB3 zips + VecNormalize statistics), ``RUN/sb3/tb`` (TensorBoard), ``RUN/sb3/eval``.
 """
 
 from __future__ import annotations
@@ -302,6 +306,7 @@ class PPOConfig:
     target_kl: float | None = None
     log_std_init: float | None = None  # None: -0.5 from scratch, -1.5 when warm-started
     normalize_reward: bool = True
+    alive_bonus: float = 0.0  # added to every training step's reward (shaping; evaluation is unaffected)
     critic_warmup: int = 0  # rounds of critic-only fitting on rollouts of the (warm-started) actor
     eval_freq: int = 20000  # env steps between evaluations on the val split (0: none)
     eval_episodes: int = 10
@@ -327,16 +332,27 @@ class PPOConfig:
             raise ValueError("need 0 < gamma <= 1, 0 <= gae_lambda <= 1 and lr > 0")
 
 
-def make_env(env_id: str, **options: Any):
-    """Build one env by id (a module-level function so it pickles into SubprocVecEnv workers)."""
+def make_env(env_id: str, alive_bonus: float = 0.0, **options: Any):
+    """Build one env by id (module-level, so it pickles into SubprocVecEnv workers).
+
+    ``alive_bonus`` is added to every step's reward (training-time shaping; 0 leaves the env's reward).
+    """
     import gymnasium as gym
 
     import liquid_control  # noqa: F401  (registers the ids in fresh worker processes)
 
-    return gym.make(env_id, **options)
+    env = gym.make(env_id, **options)
+    if alive_bonus:
+        env = gym.wrappers.TransformReward(env, partial(_add, alive_bonus))
+    return env
 
 
-def build_vec_env(env_id: str, options: dict[str, Any], n_envs: int, seed: int, kind: str = "auto"):
+def _add(bonus: float, reward: float) -> float:
+    return reward + bonus
+
+
+def build_vec_env(env_id: str, options: dict[str, Any], n_envs: int, seed: int, kind: str = "auto",
+                  alive_bonus: float = 0.0):
     """Monitor-wrapped VecEnv: SubprocVecEnv when ``n_envs > 1`` (``kind="auto"``), else DummyVecEnv."""
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
@@ -344,7 +360,7 @@ def build_vec_env(env_id: str, options: dict[str, Any], n_envs: int, seed: int, 
     subproc = kind == "subproc" or (kind == "auto" and n_envs > 1)
     cls = SubprocVecEnv if subproc else DummyVecEnv
     kwargs = {"start_method": "forkserver"} if subproc else None
-    return make_vec_env(partial(make_env, env_id), n_envs=n_envs, seed=seed, env_kwargs=options,
+    return make_vec_env(partial(make_env, env_id, alive_bonus), n_envs=n_envs, seed=seed, env_kwargs=options,
                         vec_env_cls=cls, vec_env_kwargs=kwargs)
 
 
@@ -459,7 +475,7 @@ def train_ppo(cfg: PPOConfig, resume: str | None = None, callbacks: list | None 
     n_envs = cfg.n_envs or max(1, os.cpu_count() or 1)
     init_net, init_cfg = (load_policy(cfg.init) if cfg.init else (None, None))
     train_opts = merge(cfg.env_options, {"split": "train"})
-    venv = build_vec_env(cfg.env_id, train_opts, n_envs, cfg.seed, cfg.vec_env)
+    venv = build_vec_env(cfg.env_id, train_opts, n_envs, cfg.seed, cfg.vec_env, cfg.alive_bonus)
     norm_obs = init_net is None
     start = time.time()
     if resume:
@@ -509,7 +525,7 @@ def train_ppo(cfg: PPOConfig, resume: str | None = None, callbacks: list | None 
     eval_cb = None
     if cfg.eval_freq:
         eval_opts = merge(cfg.env_options, {"split": "val"})
-        eval_env = build_vec_env(cfg.env_id, eval_opts, 1, cfg.seed + 10_000, "dummy")
+        eval_env = build_vec_env(cfg.env_id, eval_opts, 1, cfg.seed + 10_000, "dummy", cfg.alive_bonus)
         vn = vecnormalize_of(venv)
         if vn is not None:
             eval_env = _vecnormalize(eval_env, vn.norm_obs, False, cfg.gamma, training=False)
@@ -594,6 +610,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-std-init", type=float, default=None,
                         help="initial log std relative to the action half-range (-0.5 scratch, -1.5 --init)")
     parser.add_argument("--no-reward-norm", action="store_true", help="no reward normalisation")
+    parser.add_argument("--alive-bonus", type=float, default=0.0,
+                        help="reward added per training step (shaping: makes staying alive worth it)")
     parser.add_argument("--eval-freq", type=int, default=d.eval_freq, help="env steps between val evals")
     parser.add_argument("--eval-episodes", type=int, default=d.eval_episodes)
     parser.add_argument("--checkpoint-freq", type=int, default=d.checkpoint_freq, help="env steps (0: off)")
@@ -626,7 +644,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[PPOConfig, str | None]:
         n_epochs=args.epochs, lr=args.lr, gamma=args.gamma, gae_lambda=args.gae_lambda,
         clip_range=args.clip_range, ent_coef=args.ent_coef, target_kl=args.target_kl,
         log_std_init=args.log_std_init, normalize_reward=not args.no_reward_norm,
-        critic_warmup=args.critic_warmup, eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
+        critic_warmup=args.critic_warmup, alive_bonus=args.alive_bonus, eval_freq=args.eval_freq,
+        eval_episodes=args.eval_episodes,
         checkpoint_freq=args.checkpoint_freq, progress=not args.no_progress, command=command,
     )
     return cfg, None

@@ -12,6 +12,7 @@ border). Splits own disjoint layout-seed ranges (:data:`SPLITS`).
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -61,7 +62,7 @@ class Layout:
 
     def geodesic_to_goal(self, xy: Sequence[float]) -> float:
         """Grid shortest-path distance (m) from ``xy`` to the goal; straight-line where unknown."""
-        straight = float(np.hypot(xy[0] - self.goal[0], xy[1] - self.goal[1]))
+        straight = math.hypot(xy[0] - self.goal[0], xy[1] - self.goal[1])
         if self.geo_grid is None or self.geo_dist is None:
             return straight
         d = float(self.geo_dist[self.geo_grid.to_cell(xy)])

@@ -41,6 +41,7 @@ def test_results_schema_csv_and_markdown(fake_env_id, tmp_path):
     assert res["env"] == fake_env_id and res["condition"] == "test" and res["split"] == "test"
     assert res["policy"] == "random" and res["episodes"] == 4 and res["seed"] == 0
     assert res["overrides"] == {"max_steps": 12} and res["options"]["split"] == "test"
+    assert res["resolved_options"]["max_steps"] == 12 and res["resolved_options"]["crash_seed"] == -1
     for name in ("success_rate", "collision_rate", "timeout_rate", "spl", "time_to_goal_s", "path_length_m",
                  "min_clearance_m", "control_effort"):
         assert set(res["metrics"][name]) == {"mean", "ci95", "n"}

@@ -229,6 +229,17 @@ def test_cli_run_eval_checkpoints_and_resume(tmp_path: Path):
     assert main(["train", "ppo", "--env", TOY_ID, "--out", str(run)]) == 2  # --steps missing: user error
 
 
+def test_alive_bonus_shapes_the_training_reward_only():
+    from liquid_control.learn.ppo import make_env
+
+    rewards = []
+    for bonus in (0.0, 0.5):
+        env = make_env(TOY_ID, alive_bonus=bonus, delay=1)
+        env.reset(seed=3)
+        rewards.append([env.step(np.array([0.7], np.float32))[1] for _ in range(2)])
+    np.testing.assert_allclose(np.array(rewards[1]) - np.array(rewards[0]), [0.5, 0.5])
+
+
 def test_bad_input_is_a_value_error():
     venv = DummyVecEnv([lambda: gym.make("CartPole-v1")])
     with pytest.raises(ValueError, match="Box action"):

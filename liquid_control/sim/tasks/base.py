@@ -29,6 +29,7 @@ termination (collision -> terminated, goal -> terminated, time limit -> truncate
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Any
 
@@ -205,7 +206,7 @@ class NavTask(gym.Env):
         self.t = self.steps * self.dt
         prev = self.position
         self.position, self.yaw = self._pose()
-        self.path_length += float(np.hypot(*(self.position[:2] - prev[:2])))
+        self.path_length += math.hypot(self.position[0] - prev[0], self.position[1] - prev[1])
         self.trace.append(self.position[:2].copy())
         self.min_clearance = min(self.min_clearance, self._clearance())
         self.collision = bool(self._collided() or self._failed())
@@ -236,7 +237,7 @@ class NavTask(gym.Env):
     # ------------------------------------------------------------------ shared helpers
     def _distance_to_goal(self) -> float:
         g = self.layout.goal
-        return float(np.hypot(self.position[0] - g[0], self.position[1] - g[1]))
+        return math.hypot(self.position[0] - g[0], self.position[1] - g[1])
 
     def _clearance(self) -> float:
         return self.scene.clearance(self.position[:2]) - self.BODY_RADIUS
