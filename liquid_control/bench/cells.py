@@ -5,7 +5,8 @@ policy LTC core) it measures, for our fused and reference LTC, the ncps LTC with
 ``torch.nn.LSTM`` with (about) the same trainable parameters:
 
 * training throughput: forward + backward over a (B=64, T=64) batch, in steps/s (B*T per second);
-* batch-1 latency of one control step without gradients (median, microseconds);
+* batch-1 latency of one control step without gradients (median, microseconds), also for our compiled
+  step (numba), the exported ONNX step under onnxruntime and the TorchScript step;
 * memory autograd keeps for the backward pass at B=2, T=256 (saved tensors, MB).
 
 It prints a table and writes JSON with the figures and the ratios to ncps and to the LSTM.
@@ -18,6 +19,7 @@ import json
 import os
 import platform
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -45,8 +47,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _timed(fn: Callable[[], Any], min_seconds: float, min_reps: int) -> float:
-    """Seconds per call: one warm-up call, then repeat until both limits are reached."""
+    """Seconds per call: one warm-up call, then repeat until both limits are reached.
+
+    A warm-up call that alone takes over 3x ``min_seconds`` is the measurement (slow references)."""
+    start = time.perf_counter()
     fn()
+    first = time.perf_counter() - start
+    if first > 3 * min_seconds:
+        return first
     reps, start = 0, time.perf_counter()
     while True:
         fn()
@@ -131,6 +139,7 @@ def _bench_config(name: str, make_wiring: Callable[[], Any], args: argparse.Name
     from ncps import torch as ncps_torch
 
     from liquid_control.nets import count_params, from_ncps, size_for_budget
+    from liquid_control.nets.export import export_onnx, export_torchscript, onnx_session
 
     batch, steps, t_mem = (8, 8, 16) if args.quick else (64, 64, 256)
     min_s = args.min_seconds if args.min_seconds is not None else (0.05 if args.quick else 1.0)
@@ -160,6 +169,7 @@ def _bench_config(name: str, make_wiring: Callable[[], Any], args: argparse.Name
         "latency_us": {},
         f"saved_mb_T{t_mem}": {},
     }
+    _train_rate(models["ours_auto"], x[:2, :2], 0.0, 1)  # compile (or load) the kernels outside the timing
     for key, model in models.items():
         result["train_steps_per_s"][key] = _train_rate(model, x, min_s, min_reps)
     # batch-1 control step
@@ -175,6 +185,13 @@ def _bench_config(name: str, make_wiring: Callable[[], Any], args: argparse.Name
         step = cells["ours_auto"].compile_step()
         xn, hn = x1[0].numpy(), h1[0].numpy()
         result["latency_us"]["ours_compiled_step"] = _latency_us(lambda: step(xn, hn), calls)
+    with tempfile.TemporaryDirectory() as tmp:  # exported single step (reference graph, unfolds unrolled)
+        onnx_path = export_onnx(models["ours_auto"], Path(tmp) / "ltc.onnx", INPUTS, n)
+        session = onnx_session(onnx_path, threads=1)
+        feeds = {"x": x1.numpy(), "state": h1.numpy()}
+        result["latency_us"]["ours_onnxruntime"] = _latency_us(lambda: session.run(None, feeds), calls)
+        scripted = export_torchscript(models["ours_auto"], Path(tmp) / "ltc.pt", INPUTS, n)
+        result["latency_us"]["ours_torchscript"] = _latency_us(lambda: scripted(x1, h1), calls)
     xm = torch.randn(2, t_mem, INPUTS)  # batch 2: ncps keeps ~N*N floats per op, unfold and step
     for key, model in models.items():
         result[f"saved_mb_T{t_mem}"][key] = _saved_mb(model, xm)
@@ -188,6 +205,7 @@ def _bench_config(name: str, make_wiring: Callable[[], Any], args: argparse.Name
         "memory_auto_over_ncps": mem["ours_auto"] / mem["ncps"],
         "memory_torch_fused_over_ncps": mem["ours_torch_fused"] / mem["ncps"],
     }
+    result["ratios"]["latency_ncps_over_onnxruntime"] = lat["ncps"] / lat["ours_onnxruntime"]
     if "ours_compiled_step" in lat:
         result["ratios"]["latency_ncps_over_compiled_step"] = lat["ncps"] / lat["ours_compiled_step"]
     return result
@@ -226,7 +244,7 @@ def _print_table(report: dict[str, Any]) -> None:
     print("-" * len(head))
     for name, r in report["configs"].items():
         mem_key = next(k for k in r if k.startswith("saved_mb"))
-        for model in (*r["train_steps_per_s"], "ours_compiled_step"):
+        for model in (*r["train_steps_per_s"], "ours_compiled_step", "ours_onnxruntime", "ours_torchscript"):
             tr, lat, mem = (
                 r["train_steps_per_s"].get(model),
                 r["latency_us"].get(model),

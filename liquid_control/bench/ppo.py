@@ -14,6 +14,7 @@ the issue-7 target is >= 0.5).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -55,6 +56,7 @@ def lstm_size_for(n_params: int, obs_space: Any, act_space: Any, shared: bool) -
     """The MlpLstmPolicy ``lstm_hidden_size`` whose trainable count is closest to ``n_params``."""
     from sb3_contrib.ppo_recurrent.policies import MlpLstmPolicy
 
+    @functools.cache
     def count(h: int) -> int:
         kw = {"shared_lstm": True, "enable_critic_lstm": False} if shared else {}
         return _trainable(MlpLstmPolicy(obs_space, act_space, lambda _: 3e-4, lstm_hidden_size=h, **kw))

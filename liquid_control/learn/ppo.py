@@ -474,6 +474,9 @@ def train_ppo(cfg: PPOConfig, resume: str | None = None, callbacks: list | None 
     sb3_dir = out / "sb3"
     n_envs = cfg.n_envs or max(1, os.cpu_count() or 1)
     init_net, init_cfg = (load_policy(cfg.init) if cfg.init else (None, None))
+    if init_cfg is not None:  # train in the BC policy's env interface (e.g. action type); --set wins
+        inherited = {k: v for k, v in (init_cfg.get("env_options") or {}).items() if k != "split"}
+        cfg.env_options = merge(inherited, cfg.env_options)
     train_opts = merge(cfg.env_options, {"split": "train"})
     venv = build_vec_env(cfg.env_id, train_opts, n_envs, cfg.seed, cfg.vec_env, cfg.alive_bonus)
     norm_obs = init_net is None

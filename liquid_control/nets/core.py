@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from liquid_control.nets.ltc import check_input
 
-KINDS = ("ltc", "cfc", "lstm", "gru", "mlp", "euler")
+KINDS = ("ltc", "cfc", "lstm", "gru", "mlp", "euler", "esn", "lsm")
 
 
 class RecurrentCore(nn.Module):
@@ -225,6 +225,7 @@ def build_wiring(wiring: Any, units: int, output_size: int, sparsity: float = 0.
 
 def _classes() -> dict[str, type[RecurrentCore]]:
     from liquid_control.nets import baselines
+    from liquid_control.nets.reservoir import reservoir_kinds
 
     return {
         "ltc": LTCCore,
@@ -233,6 +234,7 @@ def _classes() -> dict[str, type[RecurrentCore]]:
         "gru": baselines.GRUCore,
         "mlp": baselines.MLPCore,
         "euler": baselines.EulerCore,
+        **reservoir_kinds(),  # esn, lsm (nets/reservoir.py)
     }
 
 
@@ -276,12 +278,22 @@ def size_for_budget(
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise ValueError(f"budget must be a positive int, got {budget!r}")
     kw = {k: v for k, v in kw.items() if k != "units"}
-    wired = kind in ("ltc", "cfc") and kw.get("wiring", "autoncp" if kind == "ltc" else None) == "autoncp"
-    lo = output_size + 3 if wired else 1
+    by_formula = getattr(_classes().get(kind), "units_for_budget", None)
+    if by_formula is not None:  # reservoirs: only the readout is trainable, its size is a formula
+        return by_formula(budget, input_size, output_size, tolerance)
+    wiring = kw.get("wiring", "autoncp" if kind == "ltc" else None)
+    if kind in ("ltc", "cfc") and wiring is not None and not isinstance(wiring, str):
+        raise ValueError("size_for_budget needs a wiring name, not a built wiring (its size is fixed)")
+    lo = {"autoncp": output_size + 3, None: 1}.get(wiring, output_size) if kind in ("ltc", "cfc") else 1
+    probe = dict(kw)
+    if (
+        kind == "ltc"
+    ):  # an LTC's trainable count does not depend on which synapses exist: build FC, it is quick
+        probe["wiring"] = "fc"
 
     def count(n: int) -> int:
         with torch.device("meta"):
-            return _trainable(make_core(kind, input_size, output_size, units=n, **kw))
+            return _trainable(make_core(kind, input_size, output_size, units=n, **probe))
 
     hi = max(lo, 8)
     while count(hi) < budget:

@@ -61,8 +61,9 @@ SMALL = {"policy_config": {"core": "ltc", "budget": None, "encoder_hidden": [16]
 
 def _model(seed: int = 0, n_envs: int = 2, critic: str = "separate", delay: int = 4, **kw) -> RecurrentPPO:
     venv = DummyVecEnv([lambda: CueRecall(delay) for _ in range(n_envs)])
+    kw.setdefault("policy_kwargs", {**SMALL, "critic": critic})
     return RecurrentPPO(LiquidPolicy, venv, n_steps=16, batch_size=32, n_epochs=2, seed=seed, device="cpu",
-                        policy_kwargs={**SMALL, "critic": critic}, **kw)
+                        **kw)
 
 
 def _sample_batches(model: RecurrentPPO):
@@ -85,12 +86,14 @@ def test_policy_shapes_and_state_layout():
     assert new.pi[0].shape == (1, 3, p.state_width)
 
 
-@pytest.mark.parametrize("critic", ["separate", "shared"])
-def test_rollout_log_probs_reproduced_and_episode_starts_reset_the_state(critic):
+@pytest.mark.parametrize("critic,critic_config", [("separate", None), ("shared", None),
+                                                  ("separate", {"core": "gru", "core_kwargs": {"units": 5}})])
+def test_rollout_log_probs_reproduced_and_episode_starts_reset_the_state(critic, critic_config):
     """Before any update, evaluate_actions on the buffer's sequences must reproduce the rollout's log-probs
     and values: only true if the state is reset at the episode starts inside those sequences (episodes are
     5 steps, rollouts 16, so most sequences start at an episode start after a non-zero carried state)."""
-    model = _model(critic=critic)
+    kw = {} if critic_config is None else {"critic_config": critic_config}  # a GRU critic: other state width
+    model = _model(critic=critic, policy_kwargs={**SMALL, "critic": critic, **kw})
     p = model.policy
     p.set_training_mode(False)
     n_reset_seqs, differs = 0, False

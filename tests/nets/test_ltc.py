@@ -190,3 +190,17 @@ def test_masks_are_buffers_and_counts():
 def test_bad_arguments_raise_value_error(call):
     with pytest.raises(ValueError):
         call()
+
+
+def test_falls_back_to_torch_without_numba(monkeypatch):
+    import liquid_control.nets.ltc as ltc_module
+
+    monkeypatch.setattr(ltc_module, "ltc_numba", None)
+    assert LTCCell(4, 3).resolved_implementation() == "fused"
+    cell = LTCCell(4, 3, implementation="numba")
+    with pytest.warns(UserWarning, match="numba"):
+        assert cell.resolved_implementation() == "fused"
+    y, h = LTC(3, 4)(torch.randn(2, 5, 3))
+    assert y.shape == (2, 5, 4)
+    with pytest.raises(ValueError, match="numba"):
+        LTCCell(4, 3).compile_step()

@@ -1,0 +1,427 @@
+"""Reservoir cores: a FROZEN random recurrent pool with a trained linear readout (the third "liquid" idea).
+
+* :class:`EchoStateNetwork` (``make_core("esn", ...)``): leaky tanh units on a sparse random matrix scaled
+  to a requested spectral radius, ``h <- (1-a) h + a tanh(W_in x + W h + b)``.
+* :class:`LiquidStateMachine` (``make_core("lsm", ...)``): leaky integrate-and-fire neurons (membrane time
+  constant, threshold, reset, refractory period, excitatory/inhibitory split with optional Dale's law),
+  integrated exactly for piecewise-constant input with ``substeps`` sub-steps per control step; the
+  readout sees exponentially filtered spike trains (traces).
+
+Both are :class:`~liquid_control.nets.core.RecurrentCore` s: ``forward(x, state, resets) -> (y, state)``
+with ``y = readout([reservoir features, x])`` of width ``output_size``. The reservoir (input weights,
+recurrent weights, biases) lives in buffers, so optimisers never see it and it travels with the state
+dict; the only trainable parameters are the readout (``(units + input_size + 1) * output_size``), which
+is what ``budget`` sizes. ``readout_inputs(x, state, resets)`` returns the readout's input features
+(what :mod:`liquid_control.learn.readout` fits in closed form and :class:`RLS` adapts online).
+
+Keyword arguments (``make_core(kind, input_size, output_size, **kw)``):
+
+* esn: ``units`` (200), ``density`` (None = 10 inputs per unit, else the fraction of nonzero recurrent
+  weights per row), ``spectral_radius`` (0.9), ``radius_method`` (``"eig"`` | ``"power"``),
+  ``input_scaling`` (0.5), ``leak_rate`` (0.3), ``bias_scaling`` (0.2), ``seed`` (0).
+* lsm: ``units`` (200), ``density`` (None = 10 inputs per unit), ``excitatory`` (0.8 of the units),
+  ``dale`` (True: a neuron's outgoing weights share its sign), ``w_exc`` (0.15), ``w_inh`` (0.6) (voltage
+  jumps per spike, threshold = 1), ``tau_m`` (0.02 s), ``threshold`` (1.0), ``v_reset`` (0.0),
+  ``t_ref`` (0.002 s, rounded up to whole sub-steps), ``tau_trace`` (0.05 s), ``dt`` (0.05 s: the
+  control period), ``substeps`` (10), ``input_scaling`` (1.0), ``bias`` (0.9) and ``bias_spread`` (0.3)
+  (the constant drive R·I in units of the threshold), ``seed`` (0).
+
+``timespans`` are ignored (the leak / sub-step length are per control step). Gradients: the ESN is
+differentiable end to end (an encoder before it can be trained by BPTT); the LSM's spikes are hard
+thresholds, so gradient training reaches only its readout.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from liquid_control.nets.core import RecurrentCore
+
+DEFAULT_FANIN = 10
+
+
+# ---- building blocks ---------------------------------------------------------------------------------
+
+def sparse_fanin(units: int, density: float | None, rng: np.random.Generator) -> np.ndarray:
+    """Presynaptic indices ``(units, k)``: each unit receives ``k`` distinct random inputs.
+
+    ``k = round(density * units)`` (at least 1), or ``min(10, units)`` when ``density`` is None.
+    """
+    if density is None:
+        k = min(DEFAULT_FANIN, units)
+    else:
+        if not 0.0 < density <= 1.0:
+            raise ValueError(f"density must be in (0, 1], got {density}")
+        k = max(1, int(round(density * units)))
+    return np.stack([rng.choice(units, size=k, replace=False) for _ in range(units)]).astype(np.int64)
+
+
+def to_scipy(idx: np.ndarray, val: np.ndarray, units: int):
+    """The (units x units) sparse matrix W with ``W[i, idx[i, j]] = val[i, j]`` (scipy CSR)."""
+    import scipy.sparse as sp
+
+    rows = np.repeat(np.arange(units), idx.shape[1])
+    return sp.csr_matrix((val.ravel().astype(np.float64), (rows, idx.ravel())), shape=(units, units))
+
+
+def spectral_radius(idx: np.ndarray, val: np.ndarray, units: int, method: str = "eig",
+                    seed: int = 0) -> float:
+    """Largest |eigenvalue| of the sparse matrix (``"eig"``: dense/ARPACK, ``"power"``: power iteration)."""
+    mat = to_scipy(idx, val, units)
+    if method == "eig":
+        if units <= 1200:
+            return float(np.abs(np.linalg.eigvals(mat.toarray())).max())
+        from scipy.sparse.linalg import eigs
+
+        v0 = np.random.default_rng(seed).standard_normal(units)
+        vals = eigs(mat, k=1, which="LM", v0=v0, tol=1e-8, maxiter=20 * units, return_eigenvectors=False)
+        return float(np.abs(vals).max())
+    if method == "power":
+        # growth rate of ||W^k v|| over a long window (Gelfand's formula); handles complex dominant pairs
+        v = np.random.default_rng(seed).standard_normal(units)
+        v /= np.linalg.norm(v)
+        log_growth, burn, window = 0.0, 200, 2000
+        for it in range(burn + window):
+            v = mat @ v
+            n = float(np.linalg.norm(v))
+            if n == 0.0:
+                return 0.0
+            v /= n
+            if it >= burn:
+                log_growth += math.log(n)
+        return float(math.exp(log_growth / window))
+    raise ValueError(f"radius_method must be 'eig' or 'power', got {method!r}")
+
+
+_measure_radius = spectral_radius  # the EchoStateNetwork argument of the same name shadows it
+
+
+def _check_positive(**values: float) -> None:
+    for name, v in values.items():
+        if not (isinstance(v, (int, float)) and v > 0):
+            raise ValueError(f"{name} must be positive, got {v!r}")
+
+
+class ReservoirCore(RecurrentCore):
+    """Shared part of the reservoir cores: sparse frozen recurrence, input weights and the linear readout.
+
+    Subclasses implement ``_reservoir(x, state) -> (features (B,T,units), state)``.
+    """
+
+    units: int
+
+    def _init_common(self, input_size: int, output_size: int, units: int, density: float | None,
+                     seed: int) -> np.random.Generator:
+        if isinstance(units, bool) or not isinstance(units, int) or units < 1:
+            raise ValueError(f"units must be a positive int, got {units!r}")
+        self.input_size, self.output_size, self.units = input_size, output_size, units
+        self.readout = nn.Linear(units + input_size, output_size)
+        self._emit_features = False
+        rng = np.random.default_rng(seed)
+        self.register_buffer("rec_idx", torch.from_numpy(sparse_fanin(units, density, rng)))
+        return rng
+
+    @staticmethod
+    def units_for_budget(budget: int, input_size: int, output_size: int, tolerance: float = 0.10) -> int:
+        """Units whose readout ``(units + input_size + 1) * output_size`` is closest to ``budget``."""
+        units = int(round(budget / output_size)) - input_size - 1
+        if units < 1:
+            raise ValueError(f"budget {budget} is too small for a reservoir readout from {input_size} inputs "
+                             f"to {output_size} outputs")
+        got = (units + input_size + 1) * output_size
+        if abs(got - budget) > tolerance * budget:
+            raise ValueError(f"no reservoir size lands within {tolerance:.0%} of {budget} parameters")
+        return units
+
+    @property
+    def readout_features(self) -> int:
+        """Width of the readout's input (reservoir features + the core's input)."""
+        return self.units + self.input_size
+
+    def recurrent_matrix(self) -> np.ndarray:
+        """The dense (units x units) recurrent weight matrix (for plots and tests)."""
+        return to_scipy(self.rec_idx.cpu().numpy(), self.rec_val.cpu().numpy(), self.units).toarray()
+
+    def connectivity(self) -> np.ndarray:
+        """Alias of :meth:`recurrent_matrix` (what ``plot wiring`` draws for a reservoir)."""
+        return self.recurrent_matrix()
+
+    def _recurrent(self, s: Tensor) -> Tensor:
+        """W s for a batch of states s (B, units), through the sparse fan-in lists."""
+        return (s[:, self.rec_idx] * self.rec_val).sum(-1)
+
+    def readout_inputs(self, x: Tensor, state: Tensor | None = None, resets: Tensor | None = None
+                       ) -> tuple[Tensor, Tensor]:
+        """Run the reservoir and return the readout's inputs ``(B, T, units + input_size)`` and the state."""
+        self._emit_features = True
+        try:
+            return RecurrentCore.forward(self, x, state, resets)
+        finally:
+            self._emit_features = False
+
+    def _run(self, x: Tensor, state: Tensor, timespans: Tensor | None) -> tuple[Tensor, Tensor]:
+        feats, state = self._reservoir(x, state)
+        phi = torch.cat([feats, x], dim=-1)
+        return (phi if self._emit_features else self.readout(phi)), state
+
+    def _reservoir(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class EchoStateNetwork(ReservoirCore):
+    """Leaky echo state network: frozen sparse reservoir scaled to ``spectral_radius``, linear readout."""
+
+    kind = "esn"
+
+    def __init__(self, input_size: int, output_size: int, units: int = 200, density: float | None = None,
+                 spectral_radius: float = 0.9, radius_method: str = "eig", input_scaling: float = 0.5,
+                 leak_rate: float = 0.3, bias_scaling: float = 0.2, seed: int = 0) -> None:
+        super().__init__()
+        _check_positive(spectral_radius=spectral_radius, input_scaling=input_scaling)
+        if not 0.0 < leak_rate <= 1.0:
+            raise ValueError(f"leak_rate must be in (0, 1], got {leak_rate}")
+        if bias_scaling < 0:
+            raise ValueError(f"bias_scaling must be >= 0, got {bias_scaling}")
+        rng = self._init_common(input_size, output_size, units, density, seed)
+        idx = self.rec_idx.numpy()
+        val = rng.uniform(-1.0, 1.0, size=idx.shape)
+        rho = _measure_radius(idx, val, units, radius_method, seed)
+        if rho > 0:
+            val = val * (spectral_radius / rho)
+        self.register_buffer("rec_val", torch.as_tensor(val, dtype=torch.float32))
+        self.register_buffer("w_in", torch.as_tensor(
+            rng.uniform(-input_scaling, input_scaling, size=(units, input_size)), dtype=torch.float32))
+        self.register_buffer("bias", torch.as_tensor(
+            rng.uniform(-bias_scaling, bias_scaling, size=units), dtype=torch.float32))
+        self.leak_rate = leak_rate
+        self.state_size = units
+        self._config = {"units": units, "density": density, "spectral_radius": spectral_radius,
+                        "radius_method": radius_method, "input_scaling": input_scaling,
+                        "leak_rate": leak_rate, "bias_scaling": bias_scaling, "seed": seed}
+
+    def _reservoir(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        drive = x @ self.w_in.T + self.bias
+        a, h, hs = self.leak_rate, state, []
+        for t in range(x.shape[1]):
+            h = (1.0 - a) * h + a * torch.tanh(drive[:, t] + self._recurrent(h))
+            hs.append(h)
+        return torch.stack(hs, dim=1), h
+
+
+class LiquidStateMachine(ReservoirCore):
+    """Spiking liquid: leaky integrate-and-fire neurons, readout on exponentially filtered spike trains.
+
+    Membrane (per neuron, threshold-normalised): ``tau_m dv/dt = -(v - 0) + R I`` with ``R I = bias +
+    input_scaling * W_in x`` held for the control step; a spike when ``v >= threshold`` resets ``v`` to
+    ``v_reset`` and clamps it there for ``t_ref``; each spike of neuron j adds ``W[i, j]`` to ``v_i`` at
+    the next sub-step. Trace: ``r <- r exp(-dt_s / tau_trace) + spikes``. State = [v, refractory time
+    left, trace, last spikes] (B, 4 units).
+    """
+
+    kind = "lsm"
+
+    def __init__(self, input_size: int, output_size: int, units: int = 200, density: float | None = None,
+                 excitatory: float = 0.8, dale: bool = True, w_exc: float = 0.15, w_inh: float = 0.6,
+                 tau_m: float = 0.02, threshold: float = 1.0, v_reset: float = 0.0, t_ref: float = 0.002,
+                 tau_trace: float = 0.05, dt: float = 0.05, substeps: int = 10, input_scaling: float = 1.0,
+                 bias: float = 0.9, bias_spread: float = 0.3, seed: int = 0) -> None:
+        super().__init__()
+        _check_positive(tau_m=tau_m, threshold=threshold, tau_trace=tau_trace, dt=dt,
+                        input_scaling=input_scaling)
+        if not 0.0 <= excitatory <= 1.0:
+            raise ValueError(f"excitatory must be a fraction in [0, 1], got {excitatory}")
+        if isinstance(substeps, bool) or not isinstance(substeps, int) or substeps < 1:
+            raise ValueError(f"substeps must be a positive int, got {substeps!r}")
+        if t_ref < 0 or w_exc < 0 or w_inh < 0 or bias_spread < 0:
+            raise ValueError("t_ref, w_exc, w_inh and bias_spread must be >= 0")
+        if v_reset >= threshold:
+            raise ValueError(f"v_reset ({v_reset}) must lie below the threshold ({threshold})")
+        rng = self._init_common(input_size, output_size, units, density, seed)
+        idx = self.rec_idx.numpy()
+        n_exc = int(round(excitatory * units))
+        exc = np.zeros(units, bool)
+        exc[rng.permutation(units)[:n_exc]] = True
+        mag = rng.uniform(0.5, 1.5, size=idx.shape)
+        if dale:  # sign of a synapse = type of its presynaptic neuron
+            sign = np.where(exc[idx], 1.0, -1.0)
+        else:
+            sign = np.where(rng.random(idx.shape) < excitatory, 1.0, -1.0)
+        val = mag * np.where(sign > 0, w_exc, -w_inh)
+        self.register_buffer("rec_val", torch.as_tensor(val, dtype=torch.float32))
+        self.register_buffer("excitatory_mask", torch.as_tensor(exc))
+        self.register_buffer("w_in", torch.as_tensor(
+            rng.uniform(-1.0, 1.0, size=(units, input_size)) * input_scaling, dtype=torch.float32))
+        self.register_buffer("bias", torch.as_tensor(
+            bias + rng.uniform(-bias_spread, bias_spread, size=units), dtype=torch.float32))
+        self.tau_m, self.threshold, self.v_reset, self.t_ref = tau_m, threshold, v_reset, t_ref
+        self.tau_trace, self.dt, self.substeps = tau_trace, dt, substeps
+        self.state_size = 4 * units
+        self._config = {"units": units, "density": density, "excitatory": excitatory, "dale": dale,
+                        "w_exc": w_exc, "w_inh": w_inh, "tau_m": tau_m, "threshold": threshold,
+                        "v_reset": v_reset, "t_ref": t_ref, "tau_trace": tau_trace, "dt": dt,
+                        "substeps": substeps, "input_scaling": input_scaling, "bias": bias,
+                        "bias_spread": bias_spread, "seed": seed}
+
+    def lif_step(self, v: Tensor, ref: Tensor, current: Tensor, syn: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """One sub-step of the LIF neurons: exact integration of a constant drive ``current`` (= R I)
+        plus instantaneous synaptic jumps ``syn``; returns (v, refractory time left, spikes)."""
+        ds = self.dt / self.substeps
+        decay = math.exp(-ds / self.tau_m)
+        active = ref <= 1e-12
+        v_new = current + (v - current) * decay + syn
+        v = torch.where(active, v_new, torch.full_like(v, self.v_reset))
+        spikes = (v >= self.threshold).to(v.dtype)
+        v = torch.where(spikes > 0, torch.full_like(v, self.v_reset), v)
+        ref = torch.where(spikes > 0, torch.full_like(ref, self.t_ref), (ref - ds).clamp(min=0.0))
+        return v, ref, spikes
+
+    def _reservoir(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        n = self.units
+        v, ref, trace, spikes = state[:, :n], state[:, n:2 * n], state[:, 2 * n:3 * n], state[:, 3 * n:]
+        current = self.bias + x @ self.w_in.T  # (B, T, n): R·I per control step
+        trace_decay = math.exp(-self.dt / self.substeps / self.tau_trace)
+        out = []
+        for t in range(x.shape[1]):
+            for _ in range(self.substeps):
+                v, ref, spikes = self.lif_step(v, ref, current[:, t], self._recurrent(spikes))
+                trace = trace * trace_decay + spikes
+            out.append(trace)
+        return torch.stack(out, dim=1), torch.cat([v, ref, trace, spikes], dim=1)
+
+
+def reservoir_kinds() -> dict[str, type[ReservoirCore]]:
+    """Core kinds served by this module (registered in :func:`liquid_control.nets.core.make_core`)."""
+    return {"esn": EchoStateNetwork, "lsm": LiquidStateMachine}
+
+
+# ---- readouts: ridge in closed form, recursive least squares online --------------------------------
+
+def ridge_solve(gram: np.ndarray, cross: np.ndarray, alpha: float) -> np.ndarray:
+    """``(G + alpha I)^-1 C``: ridge weights from the Gram matrix ``X^T X`` and ``X^T Y`` (float64)."""
+    if alpha < 0:
+        raise ValueError(f"ridge alpha must be >= 0, got {alpha}")
+    d = gram.shape[0]
+    a = gram + alpha * np.eye(d)
+    try:
+        import scipy.linalg
+
+        return scipy.linalg.solve(a, cross, assume_a="pos")
+    except Exception:  # noqa: BLE001 - singular (alpha = 0 on degenerate data): least squares instead
+        return np.linalg.lstsq(a, cross, rcond=None)[0]
+
+
+class RidgeAccumulator:
+    """Streams (features, targets) and fits ``y ≈ W x + b`` by ridge regression (bias not penalised).
+
+    Accumulates centred-able sufficient statistics (Σx, Σy, Σxxᵀ, Σxyᵀ, n) in float64, so any number of
+    steps costs O(d²) memory; :meth:`solve` returns ``(W (out, d), b (out,))`` for a given ``alpha``.
+    """
+
+    def __init__(self, features: int, outputs: int) -> None:
+        self.n = 0
+        self.sx = np.zeros(features)
+        self.sy = np.zeros(outputs)
+        self.xx = np.zeros((features, features))
+        self.xy = np.zeros((features, outputs))
+
+    def add(self, x: np.ndarray | Tensor, y: np.ndarray | Tensor) -> None:
+        """Add rows ``x (N, d)`` with targets ``y (N, out)``."""
+        if isinstance(x, Tensor):
+            xt = x.detach().to(torch.float64)
+            yt = torch.as_tensor(y).detach().to(torch.float64)
+            self.xx += (xt.T @ xt).numpy()
+            self.xy += (xt.T @ yt).numpy()
+            self.sx += xt.sum(0).numpy()
+            self.sy += yt.sum(0).numpy()
+            self.n += xt.shape[0]
+            return
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
+            raise ValueError(f"ridge data must be (N, d) and (N, out), got {x.shape} and {y.shape}")
+        self.xx += x.T @ x
+        self.xy += x.T @ y
+        self.sx += x.sum(0)
+        self.sy += y.sum(0)
+        self.n += len(x)
+
+    def solve(self, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+        """Ridge weights and bias for regularisation ``alpha`` (scaled by the sample count)."""
+        if self.n < 1:
+            raise ValueError("no data to fit a readout on")
+        mx, my = self.sx / self.n, self.sy / self.n
+        gram = self.xx - self.n * np.outer(mx, mx)
+        cross = self.xy - self.n * np.outer(mx, my)
+        w = ridge_solve(gram, cross, alpha * self.n)
+        return w.T, my - mx @ w
+
+
+class RLS:
+    """Recursive least squares for a linear map ``y = W [x, 1]`` with forgetting, bounded.
+
+    ``forgetting`` λ ∈ (0, 1] discounts old samples by λ per step (λ = 1: exact running least squares);
+    ``delta`` is the initial inverse-covariance scale ``P0 = delta I`` (small = trust the initial
+    weights). Bounds: the per-step error is clipped to ``max_error`` and ``trace(P)`` is capped at its
+    initial value (no covariance wind-up when the input stops exciting some directions).
+    """
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray, forgetting: float = 0.995, delta: float = 1.0,
+                 max_error: float = math.inf) -> None:
+        if not 0.0 < forgetting <= 1.0:
+            raise ValueError(f"forgetting factor must be in (0, 1], got {forgetting}")
+        _check_positive(delta=delta, max_error=max_error)
+        weight, bias = np.asarray(weight, np.float64), np.asarray(bias, np.float64)
+        self.theta = np.concatenate([weight, bias[:, None]], axis=1).T.copy()  # (d+1, out)
+        d1 = self.theta.shape[0]
+        self.P = np.eye(d1) * delta
+        self.trace_cap = float(d1 * delta)
+        self.forgetting, self.max_error = forgetting, max_error
+        self.updates = 0
+
+    @property
+    def weight(self) -> np.ndarray:
+        """Current W (out, d)."""
+        return self.theta[:-1].T
+
+    @property
+    def bias(self) -> np.ndarray:
+        """Current b (out,)."""
+        return self.theta[-1]
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """``W x + b`` for one feature vector (d,) or a batch (N, d)."""
+        x = np.asarray(x, np.float64)
+        return x @ self.theta[:-1] + self.theta[-1]
+
+    def update(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """One RLS step on sample (x (d,), target y (out,)); returns the a-priori error."""
+        phi = np.append(np.asarray(x, np.float64), 1.0)
+        err = np.asarray(y, np.float64) - phi @ self.theta
+        if np.isfinite(self.max_error):
+            err = np.clip(err, -self.max_error, self.max_error)
+        p_phi = self.P @ phi
+        gain = p_phi / (self.forgetting + phi @ p_phi)
+        self.theta += np.outer(gain, err)
+        self.P -= np.outer(gain, p_phi)
+        self.P /= self.forgetting
+        self.P = 0.5 * (self.P + self.P.T)
+        tr = float(np.trace(self.P))
+        if tr > self.trace_cap:
+            self.P *= self.trace_cap / tr
+        self.updates += 1
+        return err
+
+
+def is_reservoir(module: Any) -> bool:
+    """True when ``module`` (a core or a policy with ``.core``) is a reservoir core."""
+    core = getattr(module, "core", module)
+    return isinstance(core, ReservoirCore)
+
+
+def frozen_tensors(core: ReservoirCore) -> dict[str, Tensor]:
+    """Copies of the reservoir's frozen tensors (tests check they survive training unchanged)."""
+    return {k: v.detach().clone() for k, v in core.named_buffers()}
