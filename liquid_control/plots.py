@@ -56,6 +56,9 @@ def state_groups(wiring: Any | None, width: int) -> dict[str, list[int]]:
 def controller_groups(controller: Any, width: int) -> dict[str, list[int]]:
     """Neuron groups of a controller's state (a learned policy's wiring when it has one)."""
     policy = getattr(controller, "policy", None)
+    named = getattr(getattr(policy, "core", None), "state_groups", None)  # reservoirs name their state
+    if named is not None:
+        return named()
     return state_groups(find_wiring(policy) if policy is not None else None, width)
 
 
@@ -225,6 +228,41 @@ def plot_activity(states: np.ndarray, groups: dict[str, list[int]], out: str | P
     return out
 
 
+def plot_connectivity(matrix: np.ndarray, out: str | Path, title: str = "") -> Path:
+    """A reservoir's recurrent weight matrix (post × pre, sign-coloured) and its eigenvalues; PNG."""
+    w = np.asarray(matrix, dtype=np.float64)
+    if w.ndim != 2 or w.shape[0] != w.shape[1] or w.shape[0] < 1:
+        raise ValueError(f"connectivity must be a square matrix, got shape {w.shape}")
+    plt = _plt()
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 5.5), gridspec_kw={"width_ratios": [1.2, 1]})
+    lim = float(np.abs(w).max()) or 1.0
+    im = ax.imshow(w, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+    ax.set_xlabel("presynaptic neuron")
+    ax.set_ylabel("postsynaptic neuron")
+    ax.set_title(f"recurrent weights ({int((w != 0).sum())} synapses, {w.shape[0]} neurons)")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label="weight")
+    eig = np.linalg.eigvals(w) if w.shape[0] <= 2000 else None
+    if eig is not None:
+        rho = float(np.abs(eig).max())
+        ax2.scatter(eig.real, eig.imag, s=4, alpha=0.6)
+        circle = np.exp(1j * np.linspace(0, 2 * np.pi, 200)) * rho
+        ax2.plot(circle.real, circle.imag, color="black", linewidth=0.8)
+        ax2.set_aspect("equal")
+        ax2.set_title(f"eigenvalues (spectral radius {rho:.3f})")
+        ax2.set_xlabel("Re")
+        ax2.set_ylabel("Im")
+    else:
+        ax2.axis("off")
+        ax2.text(0.5, 0.5, "spectrum not drawn (> 2000 neurons)", ha="center", va="center")
+    fig.suptitle(title)
+    fig.subplots_adjust(wspace=0.4)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def episode_activity(ckpt: str | Path, env_id: str | None, options: dict[str, Any], seed: int,
                      out: str | Path) -> dict[str, Any]:
     """Run one episode of a checkpoint with neuron recording and plot its activity; returns a summary."""
@@ -270,6 +308,12 @@ def run_wiring(args: argparse.Namespace) -> int:
 
     policy, cfg = load_policy(args.checkpoint)
     wiring = find_wiring(policy)
+    if wiring is None and hasattr(policy.core, "connectivity"):  # reservoir: its weight matrix
+        w = policy.core.connectivity()
+        plot_connectivity(w, args.out, title=Path(args.checkpoint).name)
+        print(json.dumps({"out": str(args.out), "units": int(w.shape[0]), "synapses": int((w != 0).sum()),
+                          "core": cfg["policy"].get("core")}))
+        return 0
     if wiring is None:
         core = cfg["policy"].get("core")
         raise ValueError(f"checkpoint {args.checkpoint} (core {core!r}) has no wiring to draw")

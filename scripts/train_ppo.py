@@ -47,8 +47,8 @@ def main() -> int:
     p.add_argument("--critic", default="separate", choices=["separate", "shared"])
     p.add_argument("--critic-warmup", type=int, default=4, help="nav: critic-only rounds before PPO")
     p.add_argument("--alive-bonus", type=float, default=None,
-                   help="training reward per step alive (hover default 2.0: the env's reward alone makes "
-                        "an early crash the cheapest return; nav default 0)")
+                   help="extra training reward per step alive (default 0: DroneHover's own reward already "
+                        "pays for staying alive)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-episodes", type=int, default=100, help="test-split episodes per policy")
     p.add_argument("--workers", type=int, default=None, help="evaluation workers")
@@ -68,7 +68,7 @@ def main() -> int:
         cfg = PPOConfig(env_id=env, out=str(out / "policy"), steps=args.steps or 2_000_000,
                         n_envs=args.n_envs,
                         seed=args.seed, env_options=overrides, critic=args.critic, eval_freq=50_000,
-                        eval_episodes=20, alive_bonus=2.0 if args.alive_bonus is None else args.alive_bonus,
+                        eval_episodes=20, alive_bonus=args.alive_bonus or 0.0,
                         command=command)
     else:
         if not args.init:

@@ -142,10 +142,21 @@ def shortest_path(layout: Any) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
+@lru_cache(maxsize=4)
+def _adaptive(spec_json: str, adapt_json: str) -> Controller:
+    """A reservoir policy whose readout adapts online (``--adapt rls``; restarts every episode)."""
+    from liquid_control.learn.readout import make_adaptive_controller
+
+    return make_adaptive_controller(json.loads(spec_json), json.loads(adapt_json))
+
+
 def episode_job(item: dict[str, Any]) -> dict[str, Any]:
     """Run one evaluation episode and return its metrics record (module-level: picklable for workers)."""
     env = cached_env(item["env"], item["options"])
-    ep = run_episode(env, _controller(json.dumps(item["policy"], sort_keys=True)), item["seed"])
+    spec = json.dumps(item["policy"], sort_keys=True)
+    adapt = item.get("adapt")
+    ctrl = _adaptive(spec, json.dumps(adapt, sort_keys=True)) if adapt else _controller(spec)
+    ep = run_episode(env, ctrl, item["seed"])
     ell = shortest_path(ep.layout)
     return M.episode_record(item["index"], item["seed"], len(ep.actions), ep.info, ell)
 
@@ -195,6 +206,7 @@ def evaluate_many(
     workers: int | None = None,
     progress: bool = True,
     desc: str = "evaluate",
+    adapt: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Several evaluations ``(policy, env_id, condition)`` through one worker pool; one results dict each."""
     from liquid_control.sim.options import merge
@@ -215,6 +227,12 @@ def evaluate_many(
     for k, (policy, env_id, condition) in enumerate(runs):
         start = len(items)
         items += plan(policy, env_id, condition, episodes, seed, tag=k)
+        if adapt:  # online readout adaptation (learn/readout.py); fail fast on a non-reservoir policy
+            from liquid_control.learn.readout import make_adaptive_controller
+
+            make_adaptive_controller(policy, adapt)
+            for it in items[start:]:
+                it["adapt"] = adapt
         bounds.append((start, len(items)))
     outputs = map_jobs(episode_job, items, workers=workers, desc=desc, progress=progress)
     results = []
@@ -224,6 +242,9 @@ def evaluate_many(
         if isinstance(resolved, dict):  # every option the env ran with, defaults included
             res["resolved_options"] = json.loads(json.dumps(resolved, default=str))
             res["per_episode"] = res.pop("per_episode")  # keep the long list last in results.json
+        if adapt:
+            res["adapt"] = adapt
+            res["per_episode"] = res.pop("per_episode")
         results.append(res)
     return results
 
@@ -240,17 +261,19 @@ def evaluate(
     seed: int = 0,
     workers: int | None = None,
     progress: bool = True,
+    adapt: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``policy`` (checkpoint dir, "expert", "random" or a mix spec) closed loop -> results.json.
 
     Give a resolved ``condition`` or ``suite``/``split`` (default: the test split) plus ``overrides``.
+    ``adapt`` (``learn.readout.adapt_options``) adapts a reservoir policy's readout online by RLS.
     """
     if condition is None:
         condition = resolve_condition(env_id, suite=suite, split=split, overrides=overrides)
     elif suite is not None or split is not None or overrides:
         raise ValueError("give either a condition or suite/split/overrides, not both")
     return evaluate_many([(policy, env_id, condition)], episodes, seed, workers, progress,
-                         desc=f"evaluate {condition.name}")[0]
+                         desc=f"evaluate {condition.name}", adapt=adapt)[0]
 
 
 # ---- output files ----------------------------------------------------------------------------------
@@ -314,6 +337,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", required=True, help="checkpoint directory, 'expert' or 'random'")
     add_common_arguments(parser)
     parser.add_argument("--out", required=True, help="results.json path (.csv and .md written next to it)")
+    parser.add_argument("--adapt", choices=["none", "rls"], default="none",
+                        help="reservoir policies: adapt the readout online by RLS towards the expert")
+    parser.add_argument("--forgetting", type=float, default=None, help="RLS forgetting factor (0.995)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -324,8 +350,10 @@ def run(args: argparse.Namespace) -> int:
                                   overrides=parse_overrides(args.overrides))
     if not str(args.out).endswith(".json"):
         raise ValueError(f"--out must name a .json file, got {args.out!r}")
+    from liquid_control.learn.readout import adapt_options
+
     results = evaluate(args.policy, args.env, condition, episodes=args.episodes, seed=args.seed,
-                       workers=args.workers)
+                       workers=args.workers, adapt=adapt_options(args.adapt, forgetting=args.forgetting))
     paths = write_results(results, args.out)
     summary = {k: v["mean"] for k, v in results["metrics"].items()}
     print(json.dumps({"out": paths, "condition": results["condition"], "episodes": results["episodes"],

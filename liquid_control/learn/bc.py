@@ -210,22 +210,30 @@ def _ray_slice(cfg: BCConfig, manifest: dict) -> list[int]:
     return [0, int(count)]
 
 
-def _deadline(cfg: BCConfig, start: float, rnd: int) -> float:
-    """Wall-clock end of round ``rnd`` (0 = initial BC): BC gets 40% when DAgger rounds follow."""
+def _round_end(cfg: BCConfig, elapsed: float, rnd: int) -> float:
+    """Elapsed seconds at which round ``rnd``'s training stops (``rnd`` 0 = BC on the demos).
+
+    BC gets 40% of ``--minutes`` when DAgger rounds follow; a DAgger round, once its rollouts are done,
+    trains for an equal share of what is left among itself and the rounds after it.
+    """
     if cfg.minutes is None:
         return math.inf
     total = cfg.minutes * 60.0
-    if cfg.dagger_rounds == 0:
-        return start + total
-    bc = 0.4 * total
-    return start + bc + (total - bc) * rnd / cfg.dagger_rounds
+    if rnd == 0:
+        return total if cfg.dagger_rounds == 0 else 0.4 * total
+    return elapsed + max(total - elapsed, 0.0) / (cfg.dagger_rounds - rnd + 1)
 
 
 def train_bc(cfg: BCConfig, on_epoch_end: Any = None) -> Path:
     """Train a policy by sequence BC (+ DAgger); returns the checkpoint directory ``cfg.out``.
 
     ``on_epoch_end(epoch, record)`` is called after every saved epoch (tests use it to interrupt).
+    Reservoir cores (esn, lsm) get their readout in closed form instead (``learn.readout``).
     """
+    if cfg.policy in ("esn", "lsm"):
+        from liquid_control.learn.readout import train_readout
+
+        return train_readout(cfg)
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -270,7 +278,7 @@ def train_bc(cfg: BCConfig, on_epoch_end: Any = None) -> Path:
         rnd = st["round"]
         max_epochs = cfg.epochs if rnd == 0 else cfg.dagger_epochs
         if rnd > 0 and st["round_epoch"] == 0:
-            if time.monotonic() >= _deadline(cfg, start, cfg.dagger_rounds):
+            if cfg.minutes is not None and time.monotonic() - start >= cfg.minutes * 60.0:
                 break
             from liquid_control.learn.dagger import run_round
 
@@ -281,12 +289,15 @@ def train_bc(cfg: BCConfig, on_epoch_end: Any = None) -> Path:
             train_eps, val_eps = split_episodes(datasets, cfg.val_every, cfg.successful_only)
             best, _ = load_policy(out)  # continue from the best weights so far
             policy.load_state_dict(best.state_dict())
-            st["best_val"], st["bad_epochs"] = math.inf, 0
         train_chunks = make_chunks([(e["observations"], e["actions"]) for e in train_eps],
                                    cfg.chunk_len, cfg.burn_in)
         val_chunks = make_chunks([(e["observations"], e["actions"]) for e in val_eps or train_eps[:1]],
                                  cfg.chunk_len, cfg.burn_in)
-        deadline = _deadline(cfg, start, rnd)
+        if st["round_epoch"] == 0:  # a round starts: its time share, and the incumbent's validation loss
+            st["round_end_s"] = _round_end(cfg, time.monotonic() - start, rnd)
+            st["best_val"] = math.inf if rnd == 0 else _evaluate(policy, val_chunks, cfg)
+            st["bad_epochs"] = 0
+        deadline = start + st["round_end_s"]
         bar = tqdm(total=max_epochs, initial=st["round_epoch"], desc=f"{cfg.policy} round {rnd}",
                    disable=not cfg.progress, leave=False)
         while st["round_epoch"] < max_epochs and st["bad_epochs"] < cfg.patience:
@@ -306,7 +317,7 @@ def train_bc(cfg: BCConfig, on_epoch_end: Any = None) -> Path:
                 optimizer.step()
                 apply_constraints(policy)
                 losses.append(loss.item())
-                if time.monotonic() >= deadline + 60.0:  # never overrun the cap by more than a minute
+                if st["round_epoch"] > 0 and time.monotonic() >= deadline + 60.0:  # bounded overrun
                     break
             val = _evaluate(policy, val_chunks, cfg)
             st["epoch"] += 1

@@ -58,6 +58,71 @@ def _sigmoid_into(z, out, bits):
 _sigmoid_jit = numba.njit(inline="always", **_OPTS)(_sigmoid_into)
 
 
+def _activate(pre, src, sig, mu, z, out, bits, n_dst, dense):
+    """out[e] = sigmoid(sig[e] (pre[src[e]] - mu[e])); ``dense``: all synapses in row-major order."""
+    if dense:  # contiguous loops the compiler vectorises
+        for i in range(pre.shape[0]):
+            p = pre[i]
+            base = i * n_dst
+            for j in range(n_dst):
+                z[base + j] = sig[base + j] * (p - mu[base + j])
+    else:
+        for e in range(z.shape[0]):
+            z[e] = sig[e] * (pre[src[e]] - mu[e])
+    _sigmoid_jit(z, out, bits)
+
+
+def _collect(act, dst, wn, wd, num, den, dense):
+    """num[dst] += act * wn, den[dst] += act * wd over the synapses."""
+    n_dst = num.shape[0]
+    if dense:
+        for i in range(act.shape[0] // n_dst):
+            base = i * n_dst
+            for j in range(n_dst):
+                num[j] += act[base + j] * wn[base + j]
+                den[j] += act[base + j] * wd[base + j]
+    else:
+        for e in range(act.shape[0]):
+            num[dst[e]] += act[e] * wn[e]
+            den[dst[e]] += act[e] * wd[e]
+
+
+def _grad_synapses(pre, act, gnum, gden, src, dst, sig, mu, wn, wd, dense, b, g_wn, g_wd, g_sig, g_mu, g_pre):
+    """Backward of _activate + _collect for sample b: parameter gradients and g_pre += d/d pre."""
+    n_dst = gnum.shape[0]
+    if dense:
+        for i in range(pre.shape[0]):
+            x = pre[i]
+            base = i * n_dst
+            acc = 0.0
+            for j in range(n_dst):
+                e = base + j
+                s = act[e]
+                g_wn[b, e] += s * gnum[j]
+                g_wd[b, e] += s * gden[j]
+                gz = (gnum[j] * wn[e] + gden[j] * wd[e]) * s * (1.0 - s)
+                g_sig[b, e] += gz * (x - mu[e])
+                g_mu[b, e] -= gz * sig[e]
+                acc += gz * sig[e]
+            g_pre[i] += acc
+    else:
+        for e in range(act.shape[0]):
+            x = pre[src[e]]
+            s = act[e]
+            gn, gd = gnum[dst[e]], gden[dst[e]]
+            g_wn[b, e] += s * gn
+            g_wd[b, e] += s * gd
+            gz = (gn * wn[e] + gd * wd[e]) * s * (1.0 - s)
+            g_sig[b, e] += gz * (x - mu[e])
+            g_mu[b, e] -= gz * sig[e]
+            g_pre[src[e]] += gz * sig[e]
+
+
+_activate_jit = numba.njit(**_OPTS)(_activate)
+_collect_jit = numba.njit(**_OPTS)(_collect)
+_grad_synapses_jit = numba.njit(**_OPTS)(_grad_synapses)
+
+
 def _forward_impl(
     u,
     h0,
@@ -85,8 +150,9 @@ def _forward_impl(
     ds_out,
 ):
     """u (T,B,S), h0 (B,N), cm_t (T,B,N), keep (T,B) -> v_out (T,B,N); saves v_start/ns/ds (T,B,N)."""
-    steps, batch, _ = u.shape
+    steps, batch, n_in = u.shape
     n = h0.shape[1]
+    dense, sdense = src.shape[0] == n * n, ssrc.shape[0] == n_in * n
     for b in numba.prange(batch):
         v = h0[b].copy()
         num = np.empty(n, dtype=h0.dtype)
@@ -101,12 +167,8 @@ def _forward_impl(
                 v[i] *= k
                 ns[i] = 0.0
                 ds[i] = 0.0
-            for e in range(ssrc.shape[0]):
-                zs[e] = ssig[e] * (u[t, b, ssrc[e]] - smu[e])
-            _sigmoid_jit(zs, ss, sbits)
-            for e in range(ssrc.shape[0]):
-                ns[sdst[e]] += ss[e] * swn[e]
-                ds[sdst[e]] += ss[e] * swd[e]
+            _activate_jit(u[t, b], ssrc, ssig, smu, zs, ss, sbits, n, sdense)
+            _collect_jit(ss, sdst, swn, swd, ns, ds, sdense)
             v_start[t, b, :] = v
             ns_out[t, b, :] = ns
             ds_out[t, b, :] = ds
@@ -114,12 +176,8 @@ def _forward_impl(
                 for i in range(n):
                     num[i] = cm_t[t, b, i] * v[i] + gvl[i] + ns[i]
                     den[i] = cm_t[t, b, i] + g[i] + ds[i] + eps
-                for e in range(src.shape[0]):
-                    zb[e] = sig[e] * (v[src[e]] - mu[e])
-                _sigmoid_jit(zb, sb, bits)
-                for e in range(src.shape[0]):
-                    num[dst[e]] += sb[e] * wn[e]
-                    den[dst[e]] += sb[e] * wd[e]
+                _activate_jit(v, src, sig, mu, zb, sb, bits, n, dense)
+                _collect_jit(sb, dst, wn, wd, num, den, dense)
                 for i in range(n):
                     v[i] = num[i] / den[i]
             v_out[t, b, :] = v
@@ -164,8 +222,9 @@ def _backward_impl(
     g_swn,
 ):
     """Reverse pass; per-sample parameter gradients (B, ...) are summed by the caller."""
-    steps, batch, _ = u.shape
+    steps, batch, n_in = u.shape
     n = g_h0.shape[1]
+    dense, sdense = src.shape[0] == n * n, ssrc.shape[0] == n_in * n
     for b in numba.prange(batch):
         vs = np.empty((unfolds + 1, n), dtype=u.dtype)
         sv = np.empty((unfolds, src.shape[0]))  # synapse activations of this step
@@ -186,12 +245,8 @@ def _backward_impl(
                 for i in range(n):
                     num[i] = cm_t[t, b, i] * vs[k, i] + gvl[i] + ns_all[t, b, i]
                     dens[k, i] = cm_t[t, b, i] + g[i] + ds_all[t, b, i] + eps
-                for e in range(src.shape[0]):
-                    zb[e] = sig[e] * (vs[k, src[e]] - mu[e])
-                _sigmoid_jit(zb, sv[k], bits)
-                for e in range(src.shape[0]):
-                    num[dst[e]] += sv[k, e] * wn[e]
-                    dens[k, dst[e]] += sv[k, e] * wd[e]
+                _activate_jit(vs[k], src, sig, mu, zb, sv[k], bits, n, dense)
+                _collect_jit(sv[k], dst, wn, wd, num, dens[k], dense)
                 for i in range(n):
                     vs[k + 1, i] = num[i] / dens[k, i]
             for i in range(n):
@@ -208,31 +263,47 @@ def _backward_impl(
                     g_g[b, i] += gden[i]
                     g_gvl[b, i] += gnum[i]
                     gv_new[i] = gnum[i] * cm_t[t, b, i]
-                for e in range(src.shape[0]):
-                    x = vs[k, src[e]]
-                    s = sv[k, e]
-                    gn, gd = gnum[dst[e]], gden[dst[e]]
-                    g_wn[b, e] += s * gn
-                    g_wd[b, e] += s * gd
-                    gz = (gn * wn[e] + gd * wd[e]) * s * (1.0 - s)
-                    g_sig[b, e] += gz * (x - mu[e])
-                    g_mu[b, e] -= gz * sig[e]
-                    gv_new[src[e]] += gz * sig[e]
+                _grad_synapses_jit(
+                    vs[k],
+                    sv[k],
+                    gnum,
+                    gden,
+                    src,
+                    dst,
+                    sig,
+                    mu,
+                    wn,
+                    wd,
+                    dense,
+                    b,
+                    g_wn,
+                    g_wd,
+                    g_sig,
+                    g_mu,
+                    gv_new,
+                )
                 for i in range(n):
                     gv[i] = gv_new[i]
-            for e in range(ssrc.shape[0]):
-                zs[e] = ssig[e] * (u[t, b, ssrc[e]] - smu[e])
-            _sigmoid_jit(zs, ss, sbits)
-            for e in range(ssrc.shape[0]):
-                x = u[t, b, ssrc[e]]
-                a = ss[e]
-                gn, gd = gns[sdst[e]], gds[sdst[e]]
-                g_swn[b, e] += a * gn
-                g_swd[b, e] += a * gd
-                gz = (gn * swn[e] + gd * swd[e]) * a * (1.0 - a)
-                g_ssig[b, e] += gz * (x - smu[e])
-                g_smu[b, e] -= gz * ssig[e]
-                g_u[t, b, ssrc[e]] += gz * ssig[e]
+            _activate_jit(u[t, b], ssrc, ssig, smu, zs, ss, sbits, n, sdense)
+            _grad_synapses_jit(
+                u[t, b],
+                ss,
+                gns,
+                gds,
+                ssrc,
+                sdst,
+                ssig,
+                smu,
+                swn,
+                swd,
+                sdense,
+                b,
+                g_swn,
+                g_swd,
+                g_ssig,
+                g_smu,
+                g_u[t, b],
+            )
             k_t = keep[t, b]
             for i in range(n):
                 gv[i] *= k_t
@@ -386,13 +457,12 @@ def _step_impl(x, h, ts, P, I, meta, eps, y, v):
     ds = np.zeros(n, dtype=P.dtype)
     zs, ss, sbits = np.empty(n_es), np.empty(n_es), np.empty(n_es, np.int64)
     zb, sb, bits = np.empty(n_e), np.empty(n_e), np.empty(n_e, np.int64)
-    for e in range(n_es):
-        j = ssrc[e]
-        zs[e] = ssig[e] * (x[j] * in_w[j] + in_b[j] - smu[e])
-    _sigmoid_jit(zs, ss, sbits)
-    for e in range(n_es):
-        ns[sdst[e]] += ss[e] * swn[e]
-        ds[sdst[e]] += ss[e] * swd[e]
+    xm = np.empty(n_in)
+    for j in range(n_in):
+        xm[j] = x[j] * in_w[j] + in_b[j]
+    dense, sdense = n_e == n * n, n_es == n_in * n
+    _activate_jit(xm, ssrc, ssig, smu, zs, ss, sbits, n, sdense)
+    _collect_jit(ss, sdst, swn, swd, ns, ds, sdense)
     for i in range(n):
         v[i] = h[i]
     scale = unfolds / ts
@@ -401,12 +471,8 @@ def _step_impl(x, h, ts, P, I, meta, eps, y, v):
             c = cm[i] * scale
             num[i] = c * v[i] + gvl[i] + ns[i]
             den[i] = c + g[i] + ds[i] + eps
-        for e in range(n_e):
-            zb[e] = sig[e] * (v[src[e]] - mu[e])
-        _sigmoid_jit(zb, sb, bits)
-        for e in range(n_e):
-            num[dst[e]] += sb[e] * wn[e]
-            den[dst[e]] += sb[e] * wd[e]
+        _activate_jit(v, src, sig, mu, zb, sb, bits, n, dense)
+        _collect_jit(sb, dst, wn, wd, num, den, dense)
         for i in range(n):
             v[i] = num[i] / den[i]
     for i in range(motors):

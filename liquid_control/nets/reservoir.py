@@ -74,12 +74,14 @@ def spectral_radius(idx: np.ndarray, val: np.ndarray, units: int, method: str = 
     """Largest |eigenvalue| of the sparse matrix (``"eig"``: dense/ARPACK, ``"power"``: power iteration)."""
     mat = to_scipy(idx, val, units)
     if method == "eig":
-        if units <= 1200:
+        if units <= 200:
             return float(np.abs(np.linalg.eigvals(mat.toarray())).max())
         from scipy.sparse.linalg import eigs
 
+        # several eigenvalues: with k=1 ARPACK can settle on one of the many near the spectrum's edge
         v0 = np.random.default_rng(seed).standard_normal(units)
-        vals = eigs(mat, k=1, which="LM", v0=v0, tol=1e-8, maxiter=20 * units, return_eigenvectors=False)
+        vals = eigs(mat, k=min(12, units - 2), which="LM", v0=v0, tol=1e-8, maxiter=20 * units,
+                    return_eigenvectors=False)
         return float(np.abs(vals).max())
     if method == "power":
         # growth rate of ||W^k v|| over a long window (Gelfand's formula); handles complex dominant pairs
@@ -150,6 +152,10 @@ class ReservoirCore(RecurrentCore):
     def connectivity(self) -> np.ndarray:
         """Alias of :meth:`recurrent_matrix` (what ``plot wiring`` draws for a reservoir)."""
         return self.recurrent_matrix()
+
+    def state_groups(self) -> dict[str, list[int]]:
+        """Named index ranges of the state vector (what ``plot activity`` draws)."""
+        return {"reservoir": list(range(self.units))}
 
     def _recurrent(self, s: Tensor) -> Tensor:
         """W s for a batch of states s (B, units), through the sparse fan-in lists."""
@@ -267,6 +273,11 @@ class LiquidStateMachine(ReservoirCore):
                         "substeps": substeps, "input_scaling": input_scaling, "bias": bias,
                         "bias_spread": bias_spread, "seed": seed}
 
+    def state_groups(self) -> dict[str, list[int]]:
+        """Spike traces and membrane potentials (refractory timers and last spikes are not drawn)."""
+        n = self.units
+        return {"trace": list(range(2 * n, 3 * n)), "membrane": list(range(n))}
+
     def lif_step(self, v: Tensor, ref: Tensor, current: Tensor, syn: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """One sub-step of the LIF neurons: exact integration of a constant drive ``current`` (= R I)
         plus instantaneous synaptic jumps ``syn``; returns (v, refractory time left, spikes)."""
@@ -331,13 +342,13 @@ class RidgeAccumulator:
 
     def add(self, x: np.ndarray | Tensor, y: np.ndarray | Tensor) -> None:
         """Add rows ``x (N, d)`` with targets ``y (N, out)``."""
-        if isinstance(x, Tensor):
-            xt = x.detach().to(torch.float64)
-            yt = torch.as_tensor(y).detach().to(torch.float64)
-            self.xx += (xt.T @ xt).numpy()
-            self.xy += (xt.T @ yt).numpy()
-            self.sx += xt.sum(0).numpy()
-            self.sy += yt.sum(0).numpy()
+        if isinstance(x, Tensor):  # float32 products (fast), float64 sums across batches
+            xt = x.detach().to(torch.float32)
+            yt = torch.as_tensor(y).detach().to(torch.float32)
+            self.xx += (xt.T @ xt).double().numpy()
+            self.xy += (xt.T @ yt).double().numpy()
+            self.sx += xt.double().sum(0).numpy()
+            self.sy += yt.double().sum(0).numpy()
             self.n += xt.shape[0]
             return
         x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
@@ -403,16 +414,19 @@ class RLS:
         err = np.asarray(y, np.float64) - phi @ self.theta
         if np.isfinite(self.max_error):
             err = np.clip(err, -self.max_error, self.max_error)
-        p_phi = self.P @ phi
+        p_phi = np.einsum("ij,j->i", self.P, phi)  # no BLAS threads: they thrash on a busy machine
         gain = p_phi / (self.forgetting + phi @ p_phi)
         self.theta += np.outer(gain, err)
-        self.P -= np.outer(gain, p_phi)
-        self.P /= self.forgetting
-        self.P = 0.5 * (self.P + self.P.T)
-        tr = float(np.trace(self.P))
-        if tr > self.trace_cap:
-            self.P *= self.trace_cap / tr
+        scale = 1.0 / self.forgetting
+        tr = (float(np.trace(self.P)) - float(gain @ p_phi)) * scale
+        if tr > self.trace_cap:  # bound: no covariance wind-up
+            scale *= self.trace_cap / tr
+        self.P -= np.outer(gain, p_phi)  # in place: O(d²) memory passes dominate
+        self.P *= scale
         self.updates += 1
+        if self.updates % 64 == 0:  # keep P symmetric against round-off
+            self.P += self.P.T
+            self.P *= 0.5
         return err
 
 

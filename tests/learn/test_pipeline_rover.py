@@ -38,15 +38,15 @@ def _closed_loop(controller, seeds):
 def test_tiny_collect_bc_dagger_improves_closed_loop_progress(tmp_path):
     torch.manual_seed(0)
     demos = tmp_path / "demos"
-    m = collect(ENV, 16, demos, overrides=SMALL, workers=2, progress=False)
-    assert m["counts"]["episodes"] == 16 and not m["failed"]
+    m = collect(ENV, 24, demos, overrides=SMALL, workers=2, progress=False)
+    assert m["counts"]["episodes"] == 24 and not m["failed"]
     cfg = BCConfig(env_id=ENV, demos=[str(demos)], out=str(tmp_path / "run"), policy="ltc", budget=8000,
-                   features=16, encoder_hidden=[32], epochs=15, dagger_rounds=1, dagger_episodes=6,
-                   dagger_epochs=5, workers=2, progress=False)
+                   features=16, encoder_hidden=[32], epochs=30, lr=1e-2, dagger_rounds=1,
+                   dagger_episodes=8, dagger_epochs=8, workers=2, progress=False)
     run = train_bc(cfg)
     card = json.loads((run / "card.json").read_text())
-    assert len(card["metrics"]["dagger"]) == 1 and card["metrics"]["dagger"][0]["episodes"] == 6
-    seeds = range(6)
+    assert len(card["metrics"]["dagger"]) == 1 and card["metrics"]["dagger"][0]["episodes"] == 8
+    seeds = range(8)
     torch.manual_seed(0)
     untrained = PolicyNet(PolicyConfig(obs_dim=m["obs_dim"], act_dim=2, budget=8000, features=16,
                                        encoder_hidden=[32]))

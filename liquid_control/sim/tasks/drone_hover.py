@@ -143,8 +143,11 @@ class DroneHoverEnv(gym.Env):
         truncated = bool(self.steps >= self.max_steps and not terminated)
         speed = math.sqrt(sum(v * v for v in q.vel))
         da = action - self.prev_action
-        reward = (-err - 0.05 * speed - 0.01 * float(a @ a) - 0.02 * float(da @ da)
-                  + (0.5 if err < tol else 0.0))
+        # staying alive must pay (a per-step reward in [0, 1] before penalties): with a purely negative
+        # per-step reward, crashing early is the best return and PPO learns to crash
+        max_dist = self.options["task"]["max_distance"]
+        reward = (1.0 - min(err, max_dist) / max_dist - 0.05 * speed - 0.01 * float(a @ a)
+                  - 0.02 * float(da @ da) + (0.5 if err < tol else 0.0))
         if crashed:
             reward -= 20.0
         elif away:

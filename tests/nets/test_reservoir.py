@@ -1,0 +1,213 @@
+"""Reservoir cores: spectral radius, frozen weights, LIF firing rate, RLS, interface and budget."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from liquid_control.nets.core import KINDS, make_core, size_for_budget
+from liquid_control.nets.reservoir import (
+    RLS,
+    EchoStateNetwork,
+    LiquidStateMachine,
+    RidgeAccumulator,
+    frozen_tensors,
+    spectral_radius,
+)
+
+torch.set_num_threads(1)
+
+
+@pytest.mark.parametrize("method", ["eig", "power"])
+@pytest.mark.parametrize("units,density", [(150, None), (300, 0.05)])
+def test_spectral_radius_matches_request(method: str, units: int, density: float | None) -> None:
+    core = make_core("esn", 8, 2, units=units, density=density, spectral_radius=0.8, radius_method=method,
+                     seed=3)
+    rho = np.abs(np.linalg.eigvals(core.recurrent_matrix())).max()
+    assert abs(rho - 0.8) < 0.01 * 0.8
+    k = core.rec_idx.shape[1]
+    assert k == (10 if density is None else round(density * units))
+    # each unit has k distinct presynaptic partners
+    assert all(len(set(row)) == k for row in core.rec_idx.numpy())
+
+
+def test_spectral_radius_sparse_eigensolver_matches_dense() -> None:
+    core = make_core("esn", 4, 1, units=350, spectral_radius=1.1, seed=1)  # > 200 units: ARPACK
+    idx, val = core.rec_idx.numpy(), core.rec_val.numpy()
+    dense = np.abs(np.linalg.eigvals(core.recurrent_matrix())).max()
+    assert dense == pytest.approx(1.1, rel=0.01)
+    assert spectral_radius(idx, val, 350, "eig") == pytest.approx(dense, rel=1e-6)
+
+
+def test_esn_interface_and_echo_state_property() -> None:
+    core = make_core("esn", 6, 3, units=50, spectral_radius=0.9, leak_rate=0.5)
+    x = torch.randn(2, 40, 6)
+    y, s = core(x)
+    assert y.shape == (2, 40, 3) and s.shape == (2, 50) and core.state_size == 50
+    # chunked run == one run; resets zero the state
+    y1, s1 = core(x[:, :15])
+    y2, s2 = core(x[:, 15:], s1)
+    torch.testing.assert_close(torch.cat([y1, y2], 1), y, atol=1e-5, rtol=1e-5)
+    resets = torch.zeros(2, 40)
+    resets[:, 15] = 1
+    yr, _ = core(x, resets=resets)
+    y_fresh, _ = core(x[:, 15:])
+    torch.testing.assert_close(yr[:, 15:], y_fresh, atol=1e-5, rtol=1e-5)
+    # fading memory: two different initial states converge under the same input
+    a, _ = core.readout_inputs(torch.randn(1, 200, 6).repeat(2, 1, 1), torch.randn(2, 50))
+    assert (a[0, -1] - a[1, -1]).abs().max() < 1e-3 < (a[0, 0] - a[1, 0]).abs().max()
+    phi, _ = core.readout_inputs(x)
+    assert phi.shape == (2, 40, 50 + 6)
+    torch.testing.assert_close(core.readout(phi), y)
+
+
+def test_reservoir_weights_are_buffers_and_budget_counts_readout() -> None:
+    assert "esn" in KINDS and "lsm" in KINDS
+    for kind in ("esn", "lsm"):
+        core = make_core(kind, 32, 4, budget=2000)
+        names = {n for n, _ in core.named_parameters()}
+        assert names == {"readout.weight", "readout.bias"}
+        assert {"rec_idx", "rec_val", "w_in", "bias"} <= {n for n, _ in core.named_buffers()}
+        trainable = sum(p.numel() for p in core.parameters())
+        assert trainable == (core.units + 32 + 1) * 4
+        assert abs(trainable - 2000) <= 0.1 * 2000
+        assert size_for_budget(kind, 2000, 32, 4) == core.units
+    with pytest.raises(ValueError):
+        size_for_budget("esn", 10, 32, 4)
+
+
+def test_reservoir_frozen_through_bc_training_step() -> None:
+    from liquid_control.learn.bc import chunk_loss
+    from liquid_control.nets.policy import PolicyConfig, PolicyNet
+
+    for kind in ("esn", "lsm"):
+        torch.manual_seed(0)
+        policy = PolicyNet(PolicyConfig(obs_dim=10, act_dim=2, core=kind, budget=None,
+                                        core_kwargs={"units": 40}))
+        before = frozen_tensors(policy.core)
+        readout_before = policy.core.readout.weight.detach().clone()
+        opt = torch.optim.Adam(policy.parameters(), lr=1e-2)
+        obs, act = torch.randn(4, 12, 10), torch.rand(4, 12, 2) * 2 - 1
+        mask, resets = torch.ones(4, 12), torch.zeros(4, 12)
+        resets[:, 0] = 1
+        for _ in range(3):
+            loss = chunk_loss(policy, obs, act, mask, resets, burn_in=4)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        after = frozen_tensors(policy.core)
+        for name, t in before.items():
+            assert torch.equal(t, after[name]), f"{kind}: reservoir buffer {name} changed"
+        assert not torch.equal(readout_before, policy.core.readout.weight), f"{kind}: readout did not train"
+        assert all(not b.requires_grad for b in policy.core.buffers())
+
+
+@pytest.mark.parametrize("t_ref", [0.0, 0.002, 0.005])
+def test_lif_fires_at_analytic_rate(t_ref: float) -> None:
+    """Constant drive R·I above threshold: rate = 1 / (t_ref + tau ln(R I / (R I - theta)))."""
+    tau, theta, ds = 0.02, 1.0, 2e-5
+    ri = torch.tensor([[1.1], [1.5], [3.0]])  # a batch of single neurons, one current each
+    lsm = LiquidStateMachine(1, 1, units=1, tau_m=tau, threshold=theta, t_ref=t_ref, dt=ds, substeps=1,
+                             w_exc=0.0, w_inh=0.0)
+    v, ref, syn = torch.zeros(3, 1), torch.zeros(3, 1), torch.zeros(3, 1)
+    times: list[list[float]] = [[], [], []]
+    for k in range(int(round(0.25 / ds))):
+        v, ref, s = lsm.lif_step(v, ref, ri, syn)
+        for i in torch.nonzero(s[:, 0]).flatten().tolist():
+            times[i].append(k * ds)
+    for i, current in enumerate(ri[:, 0].tolist()):
+        expected = 1.0 / (t_ref + tau * math.log(current / (current - theta)))
+        assert len(times[i]) >= 3
+        measured = (len(times[i]) - 1) / (times[i][-1] - times[i][0])  # from inter-spike intervals
+        assert measured == pytest.approx(expected, rel=0.01)
+
+
+def test_lif_below_threshold_is_silent_and_dale_signs() -> None:
+    lsm = LiquidStateMachine(1, 1, units=1, w_exc=0.0, w_inh=0.0, dt=0.001, substeps=1)
+    v, ref = torch.zeros(1, 1), torch.zeros(1, 1)
+    for _ in range(2000):
+        v, ref, s = lsm.lif_step(v, ref, torch.full((1, 1), 0.95), torch.zeros(1, 1))
+        assert s.item() == 0
+    big = LiquidStateMachine(3, 2, units=200, excitatory=0.75, dale=True, seed=2)
+    w = big.recurrent_matrix()
+    exc = big.excitatory_mask.numpy()
+    assert exc.sum() == 150
+    assert (w[:, exc] >= 0).all() and (w[:, ~exc] <= 0).all()  # column j = outgoing synapses of j
+    assert (w[:, ~exc] < 0).any()
+
+
+def test_lsm_runs_and_traces_follow_spikes() -> None:
+    core = make_core("lsm", 5, 2, units=80, substeps=5, seed=1)
+    x = torch.randn(2, 30, 5)
+    y, s = core(x)
+    assert y.shape == (2, 30, 2) and s.shape == (2, 320)
+    phi, _ = core.readout_inputs(x)
+    traces = phi[..., :80]
+    assert (traces >= 0).all() and traces.sum() > 0  # the liquid is active
+    assert (traces < core.units).all()
+
+
+def test_ridge_recovers_linear_map() -> None:
+    rng = np.random.default_rng(0)
+    w_true, b_true = rng.normal(size=(3, 12)), rng.normal(size=3)
+    x = rng.normal(size=(5000, 12)) + 2.0
+    y = x @ w_true.T + b_true + 0.01 * rng.normal(size=(5000, 3))
+    acc = RidgeAccumulator(12, 3)
+    for chunk in np.array_split(np.arange(5000), 7):
+        acc.add(x[chunk], y[chunk])
+    w, b = acc.solve(1e-8)
+    np.testing.assert_allclose(w, w_true, atol=2e-3)
+    np.testing.assert_allclose(b, b_true, atol=5e-3)
+    acc_t = RidgeAccumulator(12, 3)
+    acc_t.add(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32))
+    np.testing.assert_allclose(acc_t.solve(1e-8)[0], w_true, atol=5e-3)
+    w_shrunk, _ = acc.solve(10.0)
+    assert np.linalg.norm(w_shrunk) < 0.5 * np.linalg.norm(w_true)  # regularisation shrinks
+
+
+def test_rls_converges_to_least_squares_and_tracks_switch() -> None:
+    rng = np.random.default_rng(1)
+    d = 6
+    w1, w2 = rng.normal(size=(2, d)), rng.normal(size=(2, d))
+    x = rng.normal(size=(3000, d))
+    y = x @ w1.T + 0.05 * rng.normal(size=(3000, 2))
+    rls = RLS(np.zeros((2, d)), np.zeros(2), forgetting=1.0, delta=1e4)
+    for xi, yi in zip(x, y, strict=True):
+        rls.update(xi, yi)
+    xa = np.hstack([x, np.ones((3000, 1))])
+    ls = np.linalg.lstsq(xa, y, rcond=None)[0]
+    np.testing.assert_allclose(rls.weight, ls[:-1].T, atol=1e-3)
+    np.testing.assert_allclose(rls.bias, ls[-1], atol=1e-3)
+    # switched target: with forgetting the estimate moves to the new map; without it, it lags badly
+    x2 = rng.normal(size=(600, d))
+    y2 = x2 @ w2.T
+    forgetting = RLS(rls.weight, rls.bias, forgetting=0.97, delta=1.0)
+    forgetting.P, forgetting.trace_cap = rls.P.copy(), float(np.trace(np.eye(d + 1)))
+    stiff = rls
+    for xi, yi in zip(x2, y2, strict=True):
+        forgetting.update(xi, yi)
+        stiff.update(xi, yi)
+    assert np.abs(forgetting.weight - w2).max() < 0.02
+    assert np.abs(stiff.weight - w2).max() > 0.1
+    assert np.trace(forgetting.P) <= forgetting.trace_cap + 1e-9  # bounded covariance
+
+
+def test_rls_bounds_and_bad_options() -> None:
+    rls = RLS(np.zeros((1, 2)), np.zeros(1), forgetting=0.9, delta=1.0, max_error=0.5)
+    err = rls.update(np.array([1.0, 0.0]), np.array([100.0]))
+    assert abs(err[0]) == 0.5
+    assert np.abs(rls.theta).max() < 1.0
+    for _ in range(500):  # no excitation of the second direction: P must not wind up
+        rls.update(np.array([1.0, 0.0]), np.array([0.0]))
+    assert np.trace(rls.P) <= rls.trace_cap + 1e-9
+    with pytest.raises(ValueError):
+        RLS(np.zeros((1, 2)), np.zeros(1), forgetting=1.5)
+    with pytest.raises(ValueError):
+        EchoStateNetwork(3, 1, units=10, leak_rate=0.0)
+    with pytest.raises(ValueError):
+        make_core("esn", 3, 1, units=10, radius_method="qr")
+    with pytest.raises(ValueError):
+        make_core("lsm", 3, 1, units=10, v_reset=2.0)
