@@ -392,7 +392,8 @@ def _tensorboard(log_dir: Path) -> Any:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``liquid-control train bc``."""
     parser.add_argument("--env", required=True, help="env id the demos were collected on")
-    parser.add_argument("--policy", default="ltc", help="core: ltc|cfc|lstm|gru|mlp|euler")
+    parser.add_argument("--policy", default="ltc",
+                        help="core: ltc|cfc|lstm|gru|mlp|euler|esn|lsm (esn|lsm: ridge readout)")
     parser.add_argument("--budget", type=int, default=20000, help="trainable parameters of the whole policy")
     parser.add_argument("--encoder", default="mlp", choices=["mlp", "conv"])
     parser.add_argument("--ray-slice", default=None, metavar="START:STOP",

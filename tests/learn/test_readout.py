@@ -169,4 +169,5 @@ def test_train_bc_esn_evaluate_adapt_and_plot(tmp_path, toy_env_id, capsys) -> N
     info = json.loads(capsys.readouterr().out)
     assert info["units"] == 40 and info["synapses"] == 400 and (tmp_path / "w.png").stat().st_size > 10_000
     with pytest.raises(ValueError, match="reservoir"):
-        evaluate("expert", toy_env_id, cond, episodes=1, workers=1, progress=False, adapt=adapt_options("rls"))
+        evaluate("expert", toy_env_id, cond, episodes=1, workers=1, progress=False,
+                 adapt=adapt_options("rls"))

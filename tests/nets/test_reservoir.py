@@ -148,6 +148,9 @@ def test_lsm_runs_and_traces_follow_spikes() -> None:
     traces = phi[..., :80]
     assert (traces >= 0).all() and traces.sum() > 0  # the liquid is active
     assert (traces < core.units).all()
+    groups = core.state_groups()  # what plot activity draws: traces (= readout features) and membranes
+    torch.testing.assert_close(s[:, groups["trace"]], phi[:, -1, :80])
+    assert groups["membrane"] == list(range(80))
 
 
 def test_ridge_recovers_linear_map() -> None:
