@@ -340,6 +340,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--adapt", choices=["none", "rls"], default="none",
                         help="reservoir policies: adapt the readout online by RLS towards the expert")
     parser.add_argument("--forgetting", type=float, default=None, help="RLS forgetting factor (0.995)")
+    parser.add_argument("--teach-steps", type=int, default=None,
+                        help="RLS: the teacher helps for the first N steps only (default: all episode)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -353,7 +355,8 @@ def run(args: argparse.Namespace) -> int:
     from liquid_control.learn.readout import adapt_options
 
     results = evaluate(args.policy, args.env, condition, episodes=args.episodes, seed=args.seed,
-                       workers=args.workers, adapt=adapt_options(args.adapt, forgetting=args.forgetting))
+                       workers=args.workers, adapt=adapt_options(args.adapt, forgetting=args.forgetting,
+                                                               teach_steps=args.teach_steps))
     paths = write_results(results, args.out)
     summary = {k: v["mean"] for k, v in results["metrics"].items()}
     print(json.dumps({"out": paths, "condition": results["condition"], "episodes": results["episodes"],

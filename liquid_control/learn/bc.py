@@ -46,6 +46,7 @@ class BCConfig:
     encoder_hidden: list[int] = field(default_factory=lambda: [64])
     features: int = 32
     core_kwargs: dict[str, Any] = field(default_factory=dict)
+    timespan: float | None = None  # core's elapsed time per step (e.g. the env's control period)
     epochs: int = 40
     minutes: float | None = None  # wall-clock cap for the whole run (BC + DAgger)
     seed: int = 0
@@ -251,7 +252,7 @@ def train_bc(cfg: BCConfig, on_epoch_end: Any = None) -> Path:
             raise ValueError(f"--resume: {out} was trained with a different policy or env")
     pcfg = PolicyConfig(obs_dim=datasets[0].obs_dim, act_dim=datasets[0].act_dim, core=cfg.policy,
                         budget=cfg.budget, encoder=cfg.encoder, encoder_hidden=list(cfg.encoder_hidden),
-                        features=cfg.features, core_kwargs=dict(cfg.core_kwargs),
+                        features=cfg.features, core_kwargs=dict(cfg.core_kwargs), timespan=cfg.timespan,
                         ray_slice=_ray_slice(cfg, manifest) if cfg.encoder == "conv" else None)
     policy = PolicyNet(pcfg)
     train_eps, val_eps = split_episodes(datasets, cfg.val_every, cfg.successful_only)
@@ -398,6 +399,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoder", default="mlp", choices=["mlp", "conv"])
     parser.add_argument("--ray-slice", default=None, metavar="START:STOP",
                         help="conv encoder: ray block in the observation (default: the env's leading rays)")
+    parser.add_argument("--timespan", type=float, default=None,
+                        help="elapsed time per step fed to the core (default 1.0; e.g. 0.05 for 20 Hz)")
     parser.add_argument("--demos", required=True, action="append", help="dataset directory (repeatable)")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--minutes", type=float, default=None, help="wall-clock cap (BC + DAgger)")
@@ -421,7 +424,7 @@ def config_from_args(args: argparse.Namespace) -> BCConfig:
     """A :class:`BCConfig` from parsed ``train bc`` arguments."""
     return BCConfig(env_id=args.env, demos=list(args.demos), out=args.out, policy=args.policy,
                     budget=args.budget, encoder=args.encoder, ray_slice=_parse_slice(args.ray_slice),
-                    epochs=args.epochs, minutes=args.minutes,
+                    timespan=args.timespan, epochs=args.epochs, minutes=args.minutes,
                     seed=args.seed, chunk_len=args.chunk_len, burn_in=args.burn_in,
                     batch_size=args.batch_size, lr=args.lr, patience=args.patience,
                     successful_only=not args.all_demos, dagger_rounds=args.dagger_rounds,

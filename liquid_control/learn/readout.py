@@ -167,8 +167,11 @@ class RLSController:
     """
 
     def __init__(self, policy: PolicyNet, teacher: Any, forgetting: float = 0.995, delta: float = 1.0,
-                 max_error: float = 1.0, clip: float = TARGET_CLIP) -> None:
+                 max_error: float = 1.0, clip: float = TARGET_CLIP, teach_steps: int | None = None) -> None:
         _check_reservoir(policy)
+        if teach_steps is not None and (isinstance(teach_steps, bool) or int(teach_steps) < 0):
+            raise ValueError(f"teach_steps must be a non-negative int or None, got {teach_steps!r}")
+        self.teach_steps = None if teach_steps is None else int(teach_steps)
         head = policy.head.weight.detach().double().numpy()
         if head.shape[0] != head.shape[1]:
             raise ValueError("RLS adaptation needs a square policy head (core output = action width)")
@@ -201,17 +204,21 @@ class RLSController:
         u = self.rls.predict(phi_np)
         a = np.tanh(u @ p.head.weight.detach().double().numpy().T + self._head_b)
         action = a * p.act_scale.double().numpy() + p.act_center.double().numpy()
-        target_a = torch.as_tensor(np.asarray(self.teacher.act(obs), np.float32))
-        z = readout_targets(p, target_a, self.clip).double().numpy()
-        err = self.rls.update(phi_np, self._head_inv @ (z - self._head_b))
-        self.errors.append(float(np.mean(err ** 2)))
+        if self.teach_steps is None or self.rls.updates < self.teach_steps:  # teacher present: one RLS step
+            target_a = torch.as_tensor(np.asarray(self.teacher.act(obs), np.float32))
+            z = readout_targets(p, target_a, self.clip).double().numpy()
+            err = self.rls.update(phi_np, self._head_inv @ (z - self._head_b))
+            self.errors.append(float(np.mean(err ** 2)))
         return action.astype(np.float32)
 
     def neuron_state(self) -> np.ndarray | None:
         return None if self._state is None else self._state[0].numpy().copy()
 
 
-ADAPT_DEFAULTS = {"method": "rls", "teacher": "expert", "forgetting": 0.995, "delta": 1.0, "max_error": 1.0}
+# teach_steps: the teacher is present for the first N steps of an episode, then the adapted readout is
+# frozen (None: the teacher is present all episode long, so the learner tracks it with a one-step lag)
+ADAPT_DEFAULTS = {"method": "rls", "teacher": "expert", "forgetting": 0.995, "delta": 1.0, "max_error": 1.0,
+                  "teach_steps": None}
 
 
 def adapt_options(method: str | None, **overrides: Any) -> dict[str, Any] | None:
@@ -237,7 +244,8 @@ def make_adaptive_controller(policy_spec: str, adapt: dict[str, Any]) -> RLSCont
     policy, _ = load_policy(policy_spec)
     spec = {**ADAPT_DEFAULTS, **adapt}
     return RLSController(policy, make_controller(spec["teacher"]), forgetting=float(spec["forgetting"]),
-                         delta=float(spec["delta"]), max_error=float(spec["max_error"]))
+                         delta=float(spec["delta"]), max_error=float(spec["max_error"]),
+                         teach_steps=spec["teach_steps"])
 
 
 def adapt_key(adapt: dict[str, Any]) -> str:

@@ -33,6 +33,7 @@ class PolicyConfig:
     ray_slice: list[int] | None = None  # [start, stop) of the ray block inside the observation (conv)
     conv_channels: list[int] = field(default_factory=lambda: [8, 8])
     core_kwargs: dict[str, Any] = field(default_factory=dict)
+    timespan: float | None = None  # elapsed time per step given to the core (None: the core's 1.0)
 
     def __post_init__(self) -> None:
         if self.obs_dim < 1 or self.act_dim < 1:
@@ -46,6 +47,8 @@ class PolicyConfig:
             if not 0 <= start < stop <= self.obs_dim or stop - start < 8:
                 raise ValueError(f"ray_slice {self.ray_slice} must lie inside [0, {self.obs_dim}] "
                                  "and hold >= 8 rays")
+        if self.timespan is not None and not self.timespan > 0:
+            raise ValueError(f"timespan must be positive, got {self.timespan}")
         if self.budget is not None and self.budget < 1:
             raise ValueError(f"budget must be positive, got {self.budget}")
 
@@ -185,7 +188,8 @@ class PolicyNet(nn.Module):
         if obs.dim() != 3 or obs.shape[-1] != self.config.obs_dim:
             raise ValueError(f"obs must be (B, T, {self.config.obs_dim}), got {tuple(obs.shape)}")
         x = ((obs - self.obs_mean) / self.obs_std).clamp(-10.0, 10.0)
-        y, state = self.core(self.encoder(x), state, resets)
+        ts = None if self.config.timespan is None else torch.full(obs.shape[:2], self.config.timespan)
+        y, state = self.core(self.encoder(x), state, resets, ts)
         a = torch.tanh(self.head(y))
         return (a if normalized else a * self.act_scale + self.act_center), state
 

@@ -129,6 +129,28 @@ def test_rls_controller_moves_readout_towards_teacher_and_restarts() -> None:
     assert teacher.resets == 2
 
 
+def test_rls_controller_teach_window_then_frozen() -> None:
+    class Counting(_ScriptedTeacher):
+        calls = 0
+
+        def act(self, obs):
+            self.calls += 1
+            return self.action
+
+    teacher = Counting(np.array([0.5, -0.3], np.float32))
+    ctrl = RLSController(_policy(units=30), teacher, forgetting=0.99, teach_steps=5)
+    ctrl.reset(None, np.zeros(5))
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        ctrl.act(rng.normal(size=5))
+    w = ctrl.rls.theta.copy()
+    for _ in range(20):
+        ctrl.act(rng.normal(size=5))
+    assert teacher.calls == 5 and ctrl.rls.updates == 5 and np.array_equal(w, ctrl.rls.theta)
+    with pytest.raises(ValueError):
+        RLSController(_policy(), teacher, teach_steps=-1)
+
+
 def test_adapt_options() -> None:
     assert adapt_options("none") is None and adapt_options(None) is None
     spec = adapt_options("rls", forgetting=0.98)

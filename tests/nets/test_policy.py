@@ -102,3 +102,20 @@ def test_bad_configs_are_clear_errors():
         PolicyConfig.from_dict({"obs_dim": 3, "act_dim": 1, "colour": "red"})
     with pytest.raises(ValueError, match=r"\(B, T, 10\)"):
         PolicyNet(PolicyConfig(obs_dim=10, act_dim=2, core="gru", budget=None))(torch.zeros(2, 10))
+
+
+def test_timespan_is_fed_to_the_core_and_changes_its_memory():
+    torch.manual_seed(0)
+    fast = PolicyNet(PolicyConfig(obs_dim=6, act_dim=2, core="ltc", budget=None))
+    slow = PolicyNet(PolicyConfig(obs_dim=6, act_dim=2, core="ltc", budget=None, timespan=0.05))
+    slow.load_state_dict(fast.state_dict())
+    x = torch.randn(1, 40, 6)
+
+    def memory(p):  # how much the first 20 steps still change the output 20 steps later
+        a, _ = p(x)
+        b, _ = p(torch.cat([torch.zeros(1, 20, 6), x[:, 20:]], 1))
+        return (a[:, -1] - b[:, -1]).abs().max().item()
+
+    assert memory(slow) > 10 * memory(fast)
+    with pytest.raises(ValueError, match="timespan"):
+        PolicyConfig(obs_dim=6, act_dim=2, timespan=0.0)

@@ -1,0 +1,138 @@
+#!/usr/bin/env python
+"""Policy zoo pipeline: demos → BC + DAgger for each core and seed → pick the best seed on the *val*
+split → evaluate it on every suite (test + OOD) → ship it to ``policies/<env>-<core>/``.
+
+    python scripts/train_zoo.py --env LiquidControl/RoverNav-v0 --cores ltc,lstm --seeds 0,1,2 \
+        --episodes 200 --minutes 15 --eval-episodes 100
+
+Everything lands under ``--out`` (default ``runs/zoo``) and is resumable: demos skip finished seeds,
+a finished training run (its ``summary.json``) is reused. Shipping writes the checkpoint files, a card
+with the evaluation results, and the per-suite ``results/<env>-<core>/<suite>.json`` that
+``scripts/make_tables.py`` turns into the README tables. The expert is evaluated on the same suites
+(``results/<env>-expert/``) as the reference. Model selection uses the val split only: test and OOD
+suites are looked at once, after selection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from liquid_control.evaluate.runner import evaluate, evaluate_many, write_results
+from liquid_control.evaluate.suites import resolve_condition, suites_for
+from liquid_control.learn.bc import BCConfig, train_bc
+from liquid_control.learn.checkpoint import atomic_write_json
+from liquid_control.learn.demos import collect
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def short_name(env_id: str) -> str:
+    """``LiquidControl/RoverNav-v0`` -> ``rovernav``."""
+    return env_id.split("/")[-1].split("-")[0].lower()
+
+
+def train_one(args: argparse.Namespace, core: str, seed: int, demos: Path, out: Path) -> dict:
+    """One BC + DAgger run (reused when its summary exists); returns its summary."""
+    summary_path = out / "summary.json"
+    if summary_path.exists():
+        return json.loads(summary_path.read_text())
+    t0 = time.monotonic()
+    cfg = BCConfig(env_id=args.env, demos=[str(demos)], out=str(out / "policy"), policy=core,
+                   budget=args.budget, epochs=args.epochs, minutes=args.minutes, seed=seed,
+                   dagger_rounds=args.dagger_rounds, dagger_episodes=args.dagger_episodes,
+                   dagger_epochs=args.dagger_epochs, workers=args.workers,
+                   resume=(out / "policy" / "train_state.pt").exists(),
+                   command="scripts/train_zoo.py " + " ".join(sys.argv[1:]))
+    ckpt = train_bc(cfg)
+    train_s = time.monotonic() - t0
+    val = evaluate(str(ckpt), args.env, split="val", episodes=args.val_episodes, seed=1000 + seed,
+                   workers=args.workers, progress=False)
+    summary = {"core": core, "seed": seed, "checkpoint": str(ckpt), "train_wall_clock_s": round(train_s, 1),
+               "val": {k: val["metrics"][k] for k in ("success_rate", "spl", "collision_rate")}}
+    atomic_write_json(summary_path, summary)
+    print(f"[{core} s{seed}] val success {summary['val']['success_rate']['mean']:.2f} "
+          f"(trained in {train_s / 60:.1f} min)", flush=True)
+    return summary
+
+
+def evaluate_suites(policy: str, args: argparse.Namespace, dest: Path) -> dict:
+    """Evaluate ``policy`` on every suite of the env; writes ``dest/<suite>.json``; returns metrics."""
+    names = sorted(suites_for(args.env))
+    conditions = [resolve_condition(args.env, suite=n) for n in names]
+    results = evaluate_many([(policy, args.env, c) for c in conditions], args.eval_episodes, seed=0,
+                            workers=args.workers, desc=f"suites {Path(policy).name}")
+    out = {}
+    for name, res in zip(names, results, strict=True):
+        write_results(res, dest / f"{name}.json")
+        out[name] = {k: res["metrics"][k] for k in ("success_rate", "spl", "collision_rate", "timeout_rate")}
+    return out
+
+
+def ship(best: dict, args: argparse.Namespace, env_short: str, demos_manifest: dict, seeds: list) -> Path:
+    """Copy the selected checkpoint into policies/ and evaluate it on every suite."""
+    name = f"{env_short}-{best['core']}"
+    dest = ROOT / "policies" / name
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in ("policy.pt", "config.json"):
+        shutil.copy2(Path(best["checkpoint"]) / f, dest / f)
+    card = json.loads((Path(best["checkpoint"]) / "card.json").read_text())
+    results = evaluate_suites(str(dest), args, ROOT / "results" / name)
+    card.update({
+        "name": name,
+        "selection": {"split": "val", "seeds": seeds, "selected_seed": best["seed"], "val": best["val"]},
+        "demonstrations": {k: demos_manifest.get(k) for k in ("env_id", "counts", "expert")},
+        "train_wall_clock_s": best["train_wall_clock_s"],
+        "evaluation": {"episodes": args.eval_episodes, "seed": 0, "suites": results},
+    })
+    atomic_write_json(dest / "card.json", card)
+    return dest
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--env", default="LiquidControl/RoverNav-v0")
+    p.add_argument("--cores", default="ltc,lstm,gru,cfc,mlp")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--budget", type=int, default=20000)
+    p.add_argument("--episodes", type=int, default=200, help="expert demonstration episodes")
+    p.add_argument("--minutes", type=float, default=15.0, help="wall-clock cap of one BC + DAgger run")
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--dagger-rounds", type=int, default=4)
+    p.add_argument("--dagger-episodes", type=int, default=40)
+    p.add_argument("--dagger-epochs", type=int, default=15)
+    p.add_argument("--val-episodes", type=int, default=40)
+    p.add_argument("--eval-episodes", type=int, default=100)
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--no-ship", action="store_true", help="train and select only")
+    p.add_argument("--out", default=str(ROOT / "runs" / "zoo"))
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    env_short = short_name(args.env)
+    out = Path(args.out)
+    demos = out / f"demos-{env_short}"
+    t0 = time.monotonic()
+    manifest = collect(args.env, args.episodes, demos, seed=0, workers=args.workers)
+    print(f"[collect] {manifest['counts']} in {time.monotonic() - t0:.0f} s", flush=True)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    for core in args.cores.split(","):
+        runs = [train_one(args, core, s, demos, out / f"{env_short}-{core}-s{s}") for s in seeds]
+        best = max(runs, key=lambda r: (r["val"]["success_rate"]["mean"], r["val"]["spl"]["mean"] or 0.0))
+        if not args.no_ship:
+            dest = ship(best, args, env_short, manifest, seeds)
+            print(f"[ship] {dest.relative_to(ROOT)} (seed {best['seed']})", flush=True)
+    expert_dir = ROOT / "results" / f"{env_short}-expert"
+    if not args.no_ship and not (expert_dir / "test.json").exists():
+        evaluate_suites("expert", args, expert_dir)
+    print(f"[done] {time.monotonic() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
