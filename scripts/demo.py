@@ -1,6 +1,7 @@
-"""`make demo`: evaluate a shipped LTC pilot on unseen layouts, print the table, render one episode.
+"""`make demo`: evaluate the shipped LTC pilots on unseen (test-split) layouts, print the table, and
+render one episode to a video. Runs the same `liquid-control` commands a user would type.
 
-Uses the first policy found in policies/ for each env (LTC first). Writes everything under out/demo/.
+Writes everything under out/demo/ (results JSON/CSV/Markdown per pilot, and the MP4).
 """
 
 from __future__ import annotations
@@ -11,46 +12,53 @@ import sys
 import time
 from pathlib import Path
 
-from liquid_control.evaluate.report import markdown_table
-from liquid_control.evaluate.runner import evaluate
-from liquid_control.render import render_episode
+from liquid_control.cli import main as cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def shipped_policies() -> list[Path]:
-    """Shipped checkpoints, LTC pilots first."""
-    dirs = sorted(p.parent for p in (ROOT / "policies").glob("*/config.json"))
-    return sorted(dirs, key=lambda p: (not p.name.endswith("-ltc"), p.name))
+def shipped_ltc_pilots() -> list[Path]:
+    """Shipped LTC checkpoints (policies/<env>-ltc/)."""
+    return sorted(p.parent for p in (ROOT / "policies").glob("*-ltc/config.json"))
+
+
+def run(*argv: str) -> None:
+    """One `liquid-control` command; stop the demo if it fails."""
+    print("$ liquid-control " + " ".join(argv), flush=True)
+    code = cli(list(argv))
+    if code:
+        raise SystemExit(code)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--episodes", type=int, default=50)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--episodes", type=int, default=50, help="test episodes per pilot")
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "demo")
-    parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    ltc = [p for p in shipped_policies() if p.name.endswith("-ltc")]
-    if not ltc:
-        print("no shipped LTC policy in policies/; run scripts/train_zoo.py first", file=sys.stderr)
+    pilots = shipped_ltc_pilots()
+    if not pilots:
+        print("no shipped LTC pilot in policies/: run scripts/train_zoo.py first", file=sys.stderr)
         return 1
+    t0 = time.monotonic()
     results = []
-    for ckpt in ltc:
+    for ckpt in pilots:
         env_id = json.loads((ckpt / "config.json").read_text())["env_id"]
-        t0 = time.time()
-        print(f"\n== {ckpt.name}: {args.episodes} episodes on unseen test layouts of {env_id}")
-        res = evaluate(str(ckpt), env_id, split="test", episodes=args.episodes, seed=0, workers=args.workers)
-        (args.out / f"{ckpt.name}-test.json").write_text(json.dumps(res, indent=1))
-        results.append(res)
-        print(f"   ({time.time() - t0:.0f} s)")
-    print("\n" + markdown_table(results))
-    ckpt = ltc[0]
+        out = args.out / f"{ckpt.name}-test.json"
+        run("info", str(ckpt))
+        run("evaluate", "--policy", str(ckpt), "--env", env_id, "--split", "test",
+            "--episodes", str(args.episodes), "--seed", "0", "--out", str(out))
+        results.append(str(out))
+    print()
+    run("compare", *results)
+    ckpt = pilots[0]
     env_id = json.loads((ckpt / "config.json").read_text())["env_id"]
     video = args.out / f"{ckpt.name}-episode.mp4"
-    render_episode(str(ckpt), env_id, split="test", seed=0, out=video)
-    print(f"\nrendered one unseen-layout episode of {ckpt.name} to {video}")
-    print(f"results: {args.out}/*-test.json")
+    run("render", "--policy", str(ckpt), "--env", env_id, "--split", "test", "--seed", "0",
+        "--out", str(video))
+    print(f"\nDemo done in {time.monotonic() - t0:.0f} s.")
+    print(f"  results (JSON, CSV, Markdown): {args.out}/")
+    print(f"  one rendered unseen-layout episode: {video}")
     return 0
 
 

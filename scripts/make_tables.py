@@ -1,0 +1,112 @@
+#!/usr/bin/env python
+"""Regenerate every results table of the README from the results files (no numbers typed by hand).
+
+    python scripts/make_tables.py            # rewrites the README block between the results markers
+    python scripts/make_tables.py --check    # exit 1 if the README is out of date
+
+Reads ``results/<env>-<policy>/<suite>.json`` (written by ``scripts/train_zoo.py`` and
+``liquid-control evaluate``), the shipped cards ``policies/*/card.json`` and, where present,
+``results/<env>-robustness/summary.json`` (+ PNG) and ``docs/*.gif``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+START, END = "<!-- results:start (scripts/make_tables.py) -->", "<!-- results:end -->"
+METRICS = (("success_rate", "success"), ("spl", "SPL"), ("collision_rate", "collision"))
+
+
+def cell(metric: dict | None) -> str:
+    """``0.93 [0.89, 0.96]`` or ``–``."""
+    if not metric or metric.get("mean") is None:
+        return "–"
+    lo, hi = metric.get("ci95") or (None, None)
+    ci = f" [{lo:.2f}, {hi:.2f}]" if lo is not None else ""
+    return f"{metric['mean']:.2f}{ci}"
+
+
+def load_results(root: Path) -> dict[str, dict[str, dict[str, dict]]]:
+    """{env: {policy: {suite: results}}} from results/<env>-<policy>/<suite>.json."""
+    table: dict[str, dict[str, dict[str, dict]]] = {}
+    for path in sorted((root / "results").glob("*-*/*.json")):
+        env, _, policy = path.parent.name.partition("-")
+        if policy == "robustness" or path.name == "summary.json":
+            continue
+        table.setdefault(env, {}).setdefault(policy, {})[path.stem] = json.loads(path.read_text())
+    return table
+
+
+def params_of(root: Path, env: str, policy: str) -> str:
+    card = root / "policies" / f"{env}-{policy}" / "card.json"
+    if not card.exists():
+        return "–"
+    p = json.loads(card.read_text()).get("params", {})
+    return f"{p.get('trainable', '–'):,} / {p.get('effective', '–'):,}" if p else "–"
+
+
+def order(policies: list[str]) -> list[str]:
+    rank = {"expert": 0, "ltc": 1, "cfc": 2, "lstm": 3, "gru": 4, "mlp": 5}
+    return sorted(policies, key=lambda p: (rank.get(p, 9), p))
+
+
+def env_section(root: Path, env: str, by_policy: dict[str, dict[str, dict]]) -> str:
+    suites = sorted({s for r in by_policy.values() for s in r}, key=lambda s: (s != "test", s))
+    any_res = next(iter(next(iter(by_policy.values())).values()))
+    lines = [f"### {any_res['env']}", ""]
+    episodes = sorted({r["episodes"] for res in by_policy.values() for r in res.values()})
+    lines.append(f"Episodes per cell: {', '.join(map(str, episodes))}; 95% bootstrap CIs; evaluation "
+                 "seed 0; `test` = unseen layouts of the training families, `ood-*` = the suites of "
+                 f"`envs/{env}.yaml`.")
+    lines.append("")
+    for key, label in METRICS:
+        lines.append(f"**{label}**")
+        lines.append("")
+        lines.append("| policy | params (trainable / effective) | " + " | ".join(suites) + " |")
+        lines.append("|---|---|" + "---|" * len(suites))
+        for policy in order(list(by_policy)):
+            row = [cell(by_policy[policy].get(s, {}).get("metrics", {}).get(key)) for s in suites]
+            lines.append(f"| {policy} | {params_of(root, env, policy)} | " + " | ".join(row) + " |")
+        lines.append("")
+    robust = root / "results" / f"{env}-robustness" / "summary.json"
+    if robust.exists():
+        png = robust.with_suffix(".png")
+        lines += [f"![robustness {env}]({png.relative_to(root)})", ""]
+    for gif in sorted((root / "docs").glob(f"{env}-*.gif")):
+        lines += [f"![episode]({gif.relative_to(root)})", ""]
+    return "\n".join(lines)
+
+
+def build(root: Path) -> str:
+    table = load_results(root)
+    if not table:
+        return "No results yet: run `scripts/train_zoo.py` (see above)."
+    return "\n".join(env_section(root, env, table[env]) for env in sorted(table))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="exit 1 if the README block is out of date")
+    ap.add_argument("--root", type=Path, default=ROOT)
+    args = ap.parse_args()
+    readme = args.root / "README.md"
+    text = readme.read_text()
+    if START not in text or END not in text:
+        print(f"README has no {START} ... {END} block", file=sys.stderr)
+        return 2
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    new = f"{head}{START}\n{build(args.root)}\n{END}{tail}"
+    if args.check:
+        return 0 if new == text else 1
+    readme.write_text(new)
+    print(f"updated {readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
