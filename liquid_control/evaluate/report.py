@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from liquid_control.evaluate.metrics import AGGREGATES
+from liquid_control.fileio import read_json_object
 
 DEFAULT_COMPARE_METRICS = ("success_rate", "spl")
 RATE_METRICS = {"success_rate", "collision_rate", "timeout_rate", "error_rate"}
@@ -96,13 +97,8 @@ def load_results(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
     out = []
     for p in paths:
         path = Path(p)
-        if not path.is_file():
-            raise FileNotFoundError(f"results file {str(path)!r} not found")
-        try:
-            data = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{path}: not a results.json ({exc})") from None
-        missing = {"env", "condition", "policy", "metrics"} - set(data if isinstance(data, dict) else {})
+        data = read_json_object(path, f"results file {str(path)!r} not found", "{path}: not a results.json")
+        missing = {"env", "condition", "policy", "metrics"} - set(data)
         if missing:
             raise ValueError(f"{path}: not a results.json (missing {sorted(missing)})")
         out.append(data)

@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -27,6 +25,7 @@ import numpy as np
 
 from liquid_control.evaluate import metrics as M
 from liquid_control.evaluate.suites import Condition, resolve_condition
+from liquid_control.fileio import atomic_write_text
 from liquid_control.learn.rollout import (
     Controller,
     ControllerSpec,
@@ -280,14 +279,7 @@ def evaluate(
 
 def _atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, text)
 
 
 def episodes_csv(results: dict[str, Any]) -> str:

@@ -12,38 +12,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from liquid_control.fileio import atomic_write_bytes, atomic_write_json, read_json_object
 from liquid_control.nets.policy import PolicyConfig, PolicyNet, param_counts
+
+__all__ = ["atomic_write_bytes", "atomic_write_json"]  # re-exported: scripts import them from here
 
 FORMAT_VERSION = 1
 FILES = ("policy.pt", "config.json", "card.json")
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same directory and an atomic rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    """JSON counterpart of :func:`atomic_write_bytes` (indented, sorted keys)."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
 def atomic_torch_save(path: str | os.PathLike, obj: Any) -> None:
@@ -82,15 +63,7 @@ def save_checkpoint(directory: str | os.PathLike, policy: PolicyNet, config: dic
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path.parent} is not a checkpoint: missing {path.name}")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"corrupt {path}: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"corrupt {path}: expected a JSON object")
-    return data
+    return read_json_object(path, f"{path.parent} is not a checkpoint: missing {path.name}")
 
 
 def load_config(directory: str | os.PathLike) -> dict[str, Any]:

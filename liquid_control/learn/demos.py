@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from liquid_control.fileio import read_json_object
 from liquid_control.learn.rollout import ControllerSpec, cached_env, make_controller, map_jobs, run_episode
 
 FORMAT_VERSION = 1
@@ -208,12 +209,7 @@ def collect(env_id: str, episodes: int, out: str | os.PathLike, *, split: str = 
 
 def _read_manifest(directory: Path) -> dict[str, Any]:
     path = directory / MANIFEST
-    if not path.is_file():
-        raise FileNotFoundError(f"{directory} is not a dataset: missing {MANIFEST}")
-    try:
-        m = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"corrupt {path}: {exc}") from None
+    m = read_json_object(path, f"{directory} is not a dataset: missing {MANIFEST}")
     if m.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path}: unsupported dataset format {m.get('format_version')!r}, "
                          f"expected {FORMAT_VERSION}")
