@@ -6,7 +6,7 @@
 
 Reads ``results/<env>-<policy>/<suite>.json`` (written by ``scripts/train_zoo.py`` and
 ``liquid-control evaluate``), the shipped cards ``policies/*/card.json`` and, where present,
-``results/<env>-robustness/summary.json`` (+ PNG) and ``docs/*.gif``.
+``results/<env>-robustness/robustness.json`` (+ PNG) and ``docs/*.gif``.
 """
 
 from __future__ import annotations
@@ -72,13 +72,27 @@ def env_section(root: Path, env: str, by_policy: dict[str, dict[str, dict]]) -> 
             row = [cell(by_policy[policy].get(s, {}).get("metrics", {}).get(key)) for s in suites]
             lines.append(f"| {policy} | {params_of(root, env, policy)} | " + " | ".join(row) + " |")
         lines.append("")
-    robust = root / "results" / f"{env}-robustness" / "summary.json"
+    robust = root / "results" / f"{env}-robustness" / "robustness.json"
     if robust.exists():
-        png = robust.with_suffix(".png")
-        lines += [f"![robustness {env}]({png.relative_to(root)})", ""]
+        lines += robustness_section(root, robust)
     for gif in sorted((root / "docs").glob(f"{env}-*.gif")):
         lines += [f"![episode]({gif.relative_to(root)})", ""]
     return "\n".join(lines)
+
+
+def robustness_section(root: Path, path: Path) -> list[str]:
+    """Success vs disturbance level (table + the PNG the robustness command drew)."""
+    summary = json.loads(path.read_text())
+    levels = summary["levels"]
+    lines = [f"**Robustness: success vs `{summary['param']}`** ({summary['episodes']} episodes per point, "
+             f"condition `{summary['condition']}`)", "",
+             "| policy | " + " | ".join(f"{lv:g}" for lv in levels) + " |", "|---|" + "---|" * len(levels)]
+    for curve in summary["curves"]:
+        lines.append(f"| {curve['name']} | " + " | ".join(cell(m["success_rate"]) for m in curve["metrics"])
+                     + " |")
+    png = path.with_suffix(".png")
+    lines += ["", f"![robustness]({png.relative_to(root)})", ""]
+    return lines
 
 
 def build(root: Path) -> str:
