@@ -197,3 +197,14 @@ def test_every_suite_in_envs_yaml_builds_a_valid_env():
         else:
             assert info["family"] in data["heldout_families"]
         env.close()
+
+
+def test_chase_camera_sees_the_scene():
+    import gymnasium as gym
+
+    env = gym.make("LiquidControl/RoverNav-v0", split="test")
+    env.reset(seed=1)
+    img = env.unwrapped.render_chase(64, 48)
+    env.close()
+    assert img.shape == (48, 64, 3) and img.dtype.name == "uint8"
+    assert img.std() > 5.0  # not a blank frame: ground, obstacles and the rover are drawn

@@ -24,10 +24,10 @@ import numpy as np
 import pybullet as p
 from gymnasium import spaces
 
+from liquid_control.sim.camera import chase_camera
 from liquid_control.sim.layouts import SPLITS, layout_seed_for
 from liquid_control.sim.options import Opt, resolve
 from liquid_control.sim.tasks.drone_common import DRONE_SCHEMA, PHYSICS_HZ, DroneRig
-from liquid_control.sim.tasks.drone_render import chase_camera
 from liquid_control.sim.world import World
 
 FAMILY = "hover"
@@ -214,7 +214,7 @@ class DroneHoverEnv(gym.Env):
 
     def render_chase(self, width: int = 160, height: int = 120) -> np.ndarray:
         """Chase-camera RGB image (H, W, 3) behind and above the drone (TinyRenderer)."""
-        return chase_camera(self.world.client, self.rig.quad, width, height)
+        return chase_camera(self.world.client, self.rig.quad.pos, self.rig.quad.yaw, width, height)
 
     def close(self) -> None:
         self.world.close()

@@ -29,13 +29,13 @@ import gymnasium as gym
 import numpy as np
 import pybullet as p
 
+from liquid_control.sim.camera import chase_camera
 from liquid_control.sim.layouts import DRONE_FAMILIES, Layout
 from liquid_control.sim.options import Opt
 from liquid_control.sim.quadrotor import CF2X
 from liquid_control.sim.sensors import RangeSensor, corrupt
 from liquid_control.sim.tasks.base import NavTask
 from liquid_control.sim.tasks.drone_common import DRONE_SCHEMA, DroneRig
-from liquid_control.sim.tasks.drone_render import chase_camera
 
 TRAIN_FAMILIES = ("forest", "walls")
 HELDOUT_FAMILIES = ("city",)
@@ -205,4 +205,4 @@ class DroneNavEnv(NavTask):
     # ------------------------------------------------------------------ rendering
     def render_chase(self, width: int = 160, height: int = 120) -> np.ndarray:
         """Chase-camera RGB image (H, W, 3) behind and above the drone (TinyRenderer)."""
-        return chase_camera(self.world.client, self.rig.quad, width, height)
+        return chase_camera(self.world.client, self.rig.quad.pos, self.rig.quad.yaw, width, height)

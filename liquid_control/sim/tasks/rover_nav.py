@@ -15,6 +15,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from liquid_control.sim.camera import chase_camera
 from liquid_control.sim.layouts import ROVER_FAMILIES, Layout
 from liquid_control.sim.options import Opt
 from liquid_control.sim.rover import RoverBody, RoverSpec
@@ -78,6 +79,10 @@ class RoverNavEnv(NavTask):
     def _pose(self) -> tuple[np.ndarray, float]:
         pos, yaw, self._lin, self._ang = self.body.state()
         return pos, yaw
+
+    def render_chase(self, width: int = 160, height: int = 120) -> np.ndarray:
+        """Chase-camera RGB image (H, W, 3) behind and above the rover (TinyRenderer)."""
+        return chase_camera(self.world.client, self.position, self.yaw, width, height, back=1.0, up=0.6)
 
     def _failed(self) -> bool:  # tipped over or pushed off the ground
         return not (0.02 < self.position[2] < 0.4)
