@@ -75,18 +75,30 @@ def evaluate_suites(policy: str, args: argparse.Namespace, dest: Path) -> dict:
     return out
 
 
-def ship(best: dict, args: argparse.Namespace, env_short: str, demos_manifest: dict, seeds: list) -> Path:
-    """Copy the selected checkpoint into policies/ and evaluate it on every suite."""
+def ship(best: dict, args: argparse.Namespace, env_short: str, demos_manifest: dict, runs: list) -> Path:
+    """Copy the selected checkpoint into policies/ and evaluate it on every suite.
+
+    When the shipped checkpoint is already this one (same seed, same evaluation size), its suite
+    results are kept and only the selection record (every seed's val result) is updated.
+    """
     name = f"{env_short}-{best['core']}"
     dest = ROOT / "policies" / name
+    old = json.loads((dest / "card.json").read_text()) if (dest / "card.json").exists() else {}
+    same = (old.get("selection", {}).get("selected_seed") == best["seed"]
+            and old.get("evaluation", {}).get("episodes") == args.eval_episodes)
     dest.mkdir(parents=True, exist_ok=True)
     for f in ("policy.pt", "config.json"):
         shutil.copy2(Path(best["checkpoint"]) / f, dest / f)
     card = json.loads((Path(best["checkpoint"]) / "card.json").read_text())
-    results = evaluate_suites(str(dest), args, ROOT / "results" / name)
+    if same:
+        results = old["evaluation"]["suites"]
+    else:
+        results = evaluate_suites(str(dest), args, ROOT / "results" / name)
     card.update({
         "name": name,
-        "selection": {"split": "val", "seeds": seeds, "selected_seed": best["seed"], "val": best["val"]},
+        "selection": {"split": "val", "selected_seed": best["seed"], "val": best["val"],
+                      "seeds": [{"seed": r["seed"], "val": r["val"],
+                                 "train_wall_clock_s": r["train_wall_clock_s"]} for r in runs]},
         "demonstrations": {k: demos_manifest.get(k) for k in ("env_id", "counts", "expert")},
         "train_wall_clock_s": best["train_wall_clock_s"],
         "evaluation": {"episodes": args.eval_episodes, "seed": 0, "suites": results},
@@ -125,7 +137,7 @@ def main() -> int:
         runs = [train_one(args, core, s, demos, out / f"{env_short}-{core}-s{s}") for s in seeds]
         best = max(runs, key=lambda r: (r["val"]["success_rate"]["mean"], r["val"]["spl"]["mean"] or 0.0))
         if not args.no_ship:
-            dest = ship(best, args, env_short, manifest, seeds)
+            dest = ship(best, args, env_short, manifest, runs)
             print(f"[ship] {dest.relative_to(ROOT)} (seed {best['seed']})", flush=True)
     expert_dir = ROOT / "results" / f"{env_short}-expert"
     if not args.no_ship and not (expert_dir / "test.json").exists():
