@@ -4,7 +4,8 @@
     python scripts/expert_table.py --episodes 50            # RoverNav (+ DroneNav when it imports)
     python scripts/expert_table.py --env LiquidControl/RoverNav-v0 --episodes 20 --json out.json
 
-Episodes run in a process pool (one worker per core by default) with a progress bar.
+Episodes run through the project's executor (`learn.rollout.map_jobs`: one worker per core by
+default, progress bar, failed episodes reported as errors).
 """
 
 from __future__ import annotations
@@ -13,37 +14,24 @@ import argparse
 import json
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
-from tqdm import tqdm
 
 DEFAULT_ENVS = {"LiquidControl/RoverNav-v0": ("forest", "rooms", "maze"),
                 "LiquidControl/DroneNav-v0": ("forest", "walls", "city")}
 
 
-def run_episode(job: tuple[str, str, int, dict]) -> dict:
+def expert_episode(job: tuple[str, str, int, dict]) -> dict:
     """One expert episode on the test split; returns the final info plus the family and seed."""
-    import gymnasium as gym
-
-    import liquid_control  # noqa: F401
-    from liquid_control.experts import make_expert
+    from liquid_control.learn.rollout import cached_env, make_controller, run_episode
     from liquid_control.sim.options import merge
 
     env_id, family, seed, overrides = job
-    env = gym.make(env_id, **merge(overrides, {"split": "test", "layout": {"family": family}}))
-    expert = make_expert(env)
-    obs, info = env.reset(seed=seed)
-    expert.reset(env, obs)
-    steps = 0
-    while True:
-        obs, _, term, trunc, info = env.step(expert.act(obs))
-        steps += 1
-        if term or trunc:
-            break
-    env.close()
+    env = cached_env(env_id, merge(overrides, {"split": "test", "layout": {"family": family}}))
+    ep = run_episode(env, make_controller("expert"), seed)
     keep = ("is_success", "collision", "timeout", "path_length", "t", "layout_id", "min_clearance")
-    return {"env": env_id, "family": family, "seed": seed, "steps": steps, **{k: info[k] for k in keep}}
+    return {"env": env_id, "family": family, "seed": seed, "steps": len(ep.actions),
+            **{k: ep.info[k] for k in keep}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,9 +63,12 @@ def main(argv: list[str] | None = None) -> int:
         if fams is None:
             raise SystemExit(f"no family list for {env_id}")
         jobs += [(env_id, fam, seed, overrides) for fam in fams for seed in range(args.episodes)]
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        it = pool.map(run_episode, jobs, chunksize=2)
-        results = list(tqdm(it, total=len(jobs), desc="expert episodes"))
+    from liquid_control.learn.rollout import map_jobs
+
+    results = map_jobs(expert_episode, jobs, workers=args.workers, desc="expert episodes")
+    for bad in [r for r in results if "error" in r]:
+        print(f"error: {bad['item'][:3]}: {bad['error']}", file=sys.stderr)
+    results = [r for r in results if "error" not in r]
     if overrides:
         print(f"options: {overrides}\n")
     print("| env | family | episodes | success | collision | timeout | mean time (s) |")
