@@ -45,21 +45,26 @@ class RangeSensor:
         self.directions = np.asarray(directions, dtype=np.float64)
         self.max_range = float(max_range)
         self.offset = np.asarray(offset, dtype=np.float64)
-        self.last_from = np.zeros((len(self.directions), 3))
+        self._origin = np.zeros(3)
         self.last_to = np.zeros((len(self.directions), 3))
 
     @property
     def n(self) -> int:
         return len(self.directions)
 
+    @property
+    def last_from(self) -> np.ndarray:
+        """Start points of the rays of the last scan, (n, 3)."""
+        return np.broadcast_to(self._origin, self.last_to.shape)
+
     def scan(self, position: np.ndarray, rotation: np.ndarray) -> np.ndarray:
         """Cast all rays from ``position`` with body rotation matrix ``rotation`` (3x3); one PyBullet call."""
         origin = position + rotation @ self.offset
         dirs = self.directions @ rotation.T
-        self.last_from = np.broadcast_to(origin, dirs.shape)
-        self.last_to = origin + dirs * self.max_range
-        hits = p.rayTestBatch(self.last_from, self.last_to, physicsClientId=self.client)
-        return np.fromiter((h[2] for h in hits), dtype=np.float64, count=len(hits))
+        self._origin = origin
+        self.last_to = to = origin + dirs * self.max_range
+        hits = p.rayTestBatch([origin.tolist()] * len(to), to, physicsClientId=self.client)  # same floats
+        return np.array([h[2] for h in hits], dtype=np.float64)
 
     @property
     def segments(self) -> tuple[np.ndarray, np.ndarray]:
@@ -98,6 +103,16 @@ class PlanarScene:
         ky = np.array([1.0, -1.0, 1.0, -1.0])[:, None] * self.box_h[:, 1]
         self.corner_x = self.box_cos * kx - self.box_sin * ky
         self.corner_y = self.box_sin * kx + self.box_cos * ky
+        # contiguous columns and constants for clearance() (same values as the slices)
+        self._cyl_x, self._cyl_y, self._cyl_r = (np.ascontiguousarray(self.cyl[:, i]) for i in range(3))
+        self._box_x, self._box_y = (np.ascontiguousarray(self.box_c[:, i]) for i in range(2))
+        self._box_hx, self._box_hy = (np.ascontiguousarray(self.box_h[:, i]) for i in range(2))
+        self._box_nsin = -self.box_sin
+        # constants of cast(): obstacle ids (twice, for partial fans) and negated half extents
+        n_obs = len(self.cyl) + len(self.box_c)
+        self._ids = np.arange(n_obs)
+        self._ids2 = np.concatenate([self._ids, self._ids])
+        self._box_nhx, self._box_nhy = -self._box_hx, -self._box_hy
 
     def cast(self, origin: np.ndarray, theta0: float, dtheta: float, n: int, max_range: float,
              full_circle: bool) -> np.ndarray:
@@ -107,7 +122,8 @@ class PlanarScene:
         Each obstacle covers a contiguous range of ray indices (from its angular extent seen from the
         origin), so only (ray, obstacle) pairs that can intersect are tested: all work is on short arrays."""
         ox, oy = float(origin[0]), float(origin[1])
-        best = np.full(n, float(max_range))
+        best = np.empty(n)
+        best.fill(float(max_range))
         two_pi = 2 * np.pi
         # -- angular extent of every obstacle seen from the origin: centre angle +- half width
         cx = self.cyl[:, 0] - ox
@@ -134,7 +150,7 @@ class PlanarScene:
         # -- ray index ranges per obstacle
         lo = np.concatenate([cen_c - half_c, cen_b + lo_b]) - theta0
         hi = np.concatenate([cen_c + half_c, cen_b + hi_b]) - theta0
-        ids = np.arange(len(lo))
+        ids = self._ids
         if full_circle:
             shift = np.floor(lo / two_pi) * two_pi
             lo, hi = lo - shift, hi - shift
@@ -145,7 +161,7 @@ class PlanarScene:
             lo = (lo + np.pi) % two_pi - np.pi
             lo = np.concatenate([lo, lo + two_pi])
             hi = lo + np.concatenate([width, width])
-            ids = np.concatenate([ids, ids])
+            ids = self._ids2
             k_lo = np.maximum(np.ceil(lo / dtheta - 1e-9).astype(np.int64), 0)
             k_hi = np.minimum(np.floor(hi / dtheta + 1e-9).astype(np.int64), n - 1)
         counts = np.maximum(k_hi - k_lo + 1, 0)
@@ -176,13 +192,14 @@ class PlanarScene:
         if pb.any():  # box pairs: slab test in the box frame
             o = owner[pb] - nc
             ex, ey = ux[pb], uy[pb]
-            vx = ex * cs[o] + ey * sn[o]
-            vy = -ex * sn[o] + ey * cs[o]
+            cso = cs[o]
+            vx = ex * cso + ey * sn[o]
+            vy = ex * self._box_nsin[o] + ey * cso  # (-ex) * sin == ex * (-sin), exactly
             vx = np.where(np.abs(vx) < 1e-12, 1e-12, vx)
             vy = np.where(np.abs(vy) < 1e-12, 1e-12, vy)
-            hx, hy, qx, qy = h[o, 0], h[o, 1], lx[o], ly[o]
-            ax, bx2 = (-hx - qx) / vx, (hx - qx) / vx
-            ay, by2 = (-hy - qy) / vy, (hy - qy) / vy
+            hx, hy, qx, qy = self._box_hx[o], self._box_hy[o], lx[o], ly[o]
+            ax, bx2 = (self._box_nhx[o] - qx) / vx, (hx - qx) / vx
+            ay, by2 = (self._box_nhy[o] - qy) / vy, (hy - qy) / vy
             tmin = np.maximum(np.minimum(ax, bx2), np.minimum(ay, by2))
             tmax = np.minimum(np.maximum(ax, bx2), np.maximum(ay, by2))
             t0 = np.maximum(tmin, 0.0)
@@ -195,12 +212,12 @@ class PlanarScene:
         x, y = float(xy[0]), float(xy[1])
         best = np.inf
         if len(self.cyl):
-            c = self.cyl
-            best = float(np.min(np.hypot(c[:, 0] - x, c[:, 1] - y) - c[:, 2]))
+            best = float((np.hypot(self._cyl_x - x, self._cyl_y - y) - self._cyl_r).min())
         if len(self.box_c):
-            dx, dy = x - self.box_c[:, 0], y - self.box_c[:, 1]
-            qx = np.abs(self.box_cos * dx + self.box_sin * dy) - self.box_h[:, 0]
-            qy = np.abs(-self.box_sin * dx + self.box_cos * dy) - self.box_h[:, 1]
+            dx, dy = x - self._box_x, y - self._box_y
+            cs = self.box_cos
+            qx = np.abs(cs * dx + self.box_sin * dy) - self._box_hx
+            qy = np.abs(self._box_nsin * dx + cs * dy) - self._box_hy
             d = np.hypot(np.maximum(qx, 0), np.maximum(qy, 0)) + np.minimum(np.maximum(qx, qy), 0)
             best = min(best, float(d.min()))
         return best

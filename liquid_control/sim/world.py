@@ -86,8 +86,9 @@ class World:
 
     def step(self, n: int = 1) -> None:
         """Advance the physics by ``n`` fixed time steps."""
+        step, c = p.stepSimulation, self.client
         for _ in range(n):
-            p.stepSimulation(physicsClientId=self.client)
+            step(c)  # positional: keyword parsing costs ~0.3 us a call
 
     def contacts(self, body: int) -> bool:
         """True if ``body`` touches any layout obstacle (after the last physics step)."""

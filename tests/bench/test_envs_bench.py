@@ -20,7 +20,20 @@ def test_bench_envs_writes_json(tmp_path, capsys):
     assert r["env_steps_per_s"] > 0 and r["raw_physics_steps_per_s"] > 0
     # the env does the same substeps plus sensing and bookkeeping: it cannot beat raw physics by much
     assert r["fraction_of_raw_limit"] < 1.5
+    assert 0 < r["fraction_of_raw_limit_per_cpu"] < 1.5
+    assert "airborne_raw_env_equivalent_steps_per_cpu_s" not in r  # only bodies that fly have one
     assert "RoverNav" in capsys.readouterr().out
+
+
+def test_bench_envs_drone_has_an_airborne_reference(tmp_path):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "envs", "--steps", "30", "--no-vec", "--env", "LiquidControl/DroneHover-v0",
+                 "--out", str(out)]) == 0
+    r = json.loads(out.read_text())["envs"]["LiquidControl/DroneHover-v0"]
+    assert r["substeps"] == 8
+    assert r["airborne_raw_env_equivalent_steps_per_cpu_s"] > 0
+    # the env flies the same body through the same substeps plus control: it cannot beat that loop by much
+    assert 0 < r["fraction_of_airborne_raw_per_cpu"] < 1.5
 
 
 def test_bench_envs_rejects_bad_input(tmp_path):

@@ -204,3 +204,45 @@ def test_action_interfaces_round_trip(client):
     np.testing.assert_allclose(ctrl.rpm_des, (CF2X.max_rpm,) * 4)
     with pytest.raises(ValueError, match="action_type"):
         ActionInterface("thrust", q)
+
+
+def _state(q: Quadrotor, ctrl: FlightController) -> tuple:
+    return (q.pos, q.quat, q.vel, q.omega, q.R, q.rates, tuple(q.rpm), q.last_force, q.last_torque,
+            tuple(ctrl.integ))
+
+
+@pytest.mark.parametrize("drag,ground_effect,motor_lag", [(1.0, True, True), (0.0, False, False)])
+def test_fused_substep_loop_is_bit_identical_to_the_composed_methods(drag, ground_effect, motor_lag):
+    """FlightController.run (the fast path) == substep + stepSimulation + read_state, bit for bit."""
+    runs = []
+    for fused in (False, True):
+        rng = np.random.default_rng(0)
+        c = p.connect(p.DIRECT)
+        try:
+            p.setGravity(0, 0, -GRAVITY, physicsClientId=c)
+            p.setTimeStep(DT, physicsClientId=c)
+            p.createMultiBody(0, p.createCollisionShape(p.GEOM_PLANE, physicsClientId=c), physicsClientId=c)
+            q = Quadrotor(c, dt=DT, drag=drag, ground_effect=ground_effect, motor_lag=motor_lag)
+            ctrl = FlightController(q)
+            q.reset((0.2, -0.1, 0.4), (0.3, -0.2, 1.0), (0.5, 0.1, -0.2), (0.5, -0.4, 0.3))
+            trace = []
+            for k, (a, mode) in enumerate(zip(rng.uniform(-1, 1, (90, 4)), ["velocity", "ctbr", "rpm"] * 30,
+                                              strict=True)):
+                ActionInterface(mode, q).apply(ctrl, a)
+                q.wind = tuple(rng.normal(0.0, 1.0, 3))
+                q.motor_gain = tuple(1.0 + 0.05 * rng.standard_normal(4))
+                if k % 7 == 0:  # states far from hover: large errors, saturations, >90 degree tilt
+                    q.reset(tuple(rng.uniform(0.05, 2.0, 3)), tuple(rng.uniform(-3, 3, 3)),
+                            tuple(rng.uniform(-5, 5, 3)), tuple(rng.uniform(-20, 20, 3)))
+                if fused:
+                    ctrl.run(8, p.stepSimulation)
+                else:
+                    for _ in range(8):
+                        ctrl.substep()
+                        p.stepSimulation(c)
+                        q.read_state()
+                trace.append(_state(q, ctrl))
+            runs.append(trace)
+        finally:
+            p.disconnect(c)
+    assert runs[0] == runs[1]  # exact float equality everywhere

@@ -34,8 +34,8 @@ from liquid_control.sim.layouts import DRONE_FAMILIES, Layout
 from liquid_control.sim.options import Opt
 from liquid_control.sim.quadrotor import CF2X
 from liquid_control.sim.sensors import RangeSensor, corrupt
-from liquid_control.sim.tasks.base import NavTask
-from liquid_control.sim.tasks.drone_common import DRONE_SCHEMA, DroneRig
+from liquid_control.sim.tasks.base import NO_CONTACT_CLEARANCE, NavTask
+from liquid_control.sim.tasks.drone_common import DRONE_SCHEMA, NO_GROUND_CONTACT_Z, DroneRig
 
 TRAIN_FAMILIES = ("forest", "walls")
 HELDOUT_FAMILIES = ("city",)
@@ -145,13 +145,10 @@ class DroneNavEnv(NavTask):
         q = self.rig.quad
         return np.array(q.pos), q.yaw
 
-    def _clearance(self) -> float:
-        self._last_clearance = super()._clearance()
-        return self._last_clearance
-
     def _collided(self) -> bool:
         # obstacles are vertical extrusions taller than the flight volume: 2D overlap == 3D overlap
-        return self._last_clearance < 0.0 or self.world.contacts(self.body_id)
+        c = self._last_clearance
+        return c < 0.0 or (c <= NO_CONTACT_CLEARANCE and self.world.contacts(self.body_id))
 
     def _failed(self) -> bool:
         """Crashed into the ground, flipped over, or left the flight volume."""
@@ -161,6 +158,8 @@ class DroneNavEnv(NavTask):
             return True
         if self.rig.quad.R[8] < 0.0:
             return True
+        if z > NO_GROUND_CONTACT_Z:  # too high for a contact point with the ground plane (same answer)
+            return False
         return bool(p.getContactPoints(bodyA=self.body_id, bodyB=self.world.ground,
                                        physicsClientId=self.world.client))
 
@@ -194,7 +193,7 @@ class DroneNavEnv(NavTask):
                 rates[0] / RATE_SCALE, rates[1] / RATE_SCALE, rates[2] / RATE_SCALE)
         parts.append(np.asarray(tail))
         obs = np.concatenate(parts).astype(np.float32)
-        return np.clip(obs, self._low, self._high, out=obs)
+        return obs.clip(self._low, self._high, out=obs)
 
     def privileged_state(self) -> dict[str, Any]:
         q = self.rig.quad

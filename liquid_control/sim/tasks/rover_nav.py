@@ -94,7 +94,7 @@ class RoverNavEnv(NavTask):
         gx, gy = self.layout.goal[0] - self.position[0], self.layout.goal[1] - self.position[1]
         dist = float(np.hypot(gx, gy))
         bearing = float(np.arctan2(gy, gx)) - self.yaw
-        wheels = np.clip(self.body.wheel_speeds() / self._max_wheel, -2.0, 2.0)
+        wheels = (self.body.wheel_speeds() / self._max_wheel).clip(-2.0, 2.0)
         self._wheels = wheels
         goal = [min(dist / self.GOAL_SCALE, 3.0), np.cos(bearing), np.sin(bearing)]
         return np.concatenate([ranges, goal, wheels]).astype(np.float32)
