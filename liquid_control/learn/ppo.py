@@ -536,6 +536,11 @@ def train_ppo(cfg: PPOConfig, resume: str | None = None, callbacks: list | None 
         eval_cb = EvalCallback(eval_env, callback_on_new_best=best, n_eval_episodes=cfg.eval_episodes,
                                eval_freq=max(cfg.eval_freq // n_envs, 1), log_path=str(sb3_dir / "eval"),
                                deterministic=True, verbose=0)
+        best_card = out / "best" / "card.json"
+        if resume and best_card.exists():  # a resumed run keeps the earlier segment's best as the bar
+            earlier = json.loads(best_card.read_text()).get("val_mean_reward")
+            if earlier is not None:
+                eval_cb.best_mean_reward = float(earlier)
         cbs.append(eval_cb)
     model.learn(total_timesteps=remaining, callback=CallbackList(cbs), reset_num_timesteps=remaining_reset,
                 progress_bar=cfg.progress, tb_log_name="ppo")

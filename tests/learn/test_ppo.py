@@ -224,7 +224,10 @@ def test_cli_run_eval_checkpoints_and_resume(tmp_path: Path):
         "ppo_16_steps.zip", "ppo_32_steps.zip"]
     assert list((run / "sb3" / "tb").iterdir())  # TensorBoard logs
     assert json.loads((run / "card.json").read_text())["eval"]["timesteps"] == [16, 32]
+    best_before = json.loads((run / "best" / "card.json").read_text())["val_mean_reward"]
     assert main(["train", "ppo", "--resume", str(run), "--steps", "64", *common[:1]]) == 0
+    # the resumed evaluations only replace RUN/best when they beat the earlier segment's best
+    assert json.loads((run / "best" / "card.json").read_text())["val_mean_reward"] >= best_before
     card = json.loads((run / "card.json").read_text())
     assert card["env_steps"] == 64 and card["resumed_from"] == str(run)
     net, conf = load_policy(run)

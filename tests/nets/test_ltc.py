@@ -204,3 +204,20 @@ def test_falls_back_to_torch_without_numba(monkeypatch):
     assert y.shape == (2, 5, 4)
     with pytest.raises(ValueError, match="numba"):
         LTCCell(4, 3).compile_step()
+
+
+@pytest.mark.skipif(ltc_numba is None, reason="numba not installed")
+def test_numba_serial_and_parallel_kernels_agree(monkeypatch):
+    """Small calls run the serial kernels (thread-pool wake-up costs more than the work); both agree."""
+    assert not ltc_numba.use_parallel(1, 16) and not ltc_numba.use_parallel(512, 1)
+    results = []
+    for threshold in (0, 10**9):  # always parallel, never parallel
+        monkeypatch.setattr(ltc_numba, "PARALLEL_MIN_WORK", threshold)
+        torch.manual_seed(3)
+        model = LTC(5, AutoNCP(12, 3), implementation="numba")
+        x = torch.randn(6, 9, 5)
+        y, h = model(x)
+        (y.square().sum() + h.sum()).backward()
+        results.append([y, h] + [p.grad.clone() for p in model.parameters()])
+    for a, b in zip(*results, strict=True):
+        assert torch.allclose(a, b, atol=1e-6)

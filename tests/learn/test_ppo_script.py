@@ -1,0 +1,42 @@
+"""scripts/train_ppo.py helpers: the learning-curve figure (also across resumed segments) and ship checks."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "train_ppo.py"
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("train_ppo_script", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _part(path: Path, steps: list[int], n: int = 4) -> None:
+    rng = np.random.default_rng(len(steps))
+    np.savez(path, timesteps=np.array(steps), results=rng.normal(size=(len(steps), n)),
+             successes=rng.random((len(steps), n)) > 0.5, ep_lengths=np.full((len(steps), n), 10))
+
+
+def test_plot_curve_joins_resumed_segments(script, tmp_path: Path):
+    ev = tmp_path / "eval"
+    ev.mkdir()
+    assert script.plot_curve(ev, tmp_path / "none.png", "t") is None  # nothing evaluated yet
+    _part(ev / "evaluations.npz", [300, 400])  # the resumed segment (newest file) ...
+    _part(ev / "evaluations_part0.npz", [100, 200])  # ... and the first one
+    png = script.plot_curve(ev, tmp_path / "fig" / "curve.png", "t")
+    assert png is not None and Path(png).stat().st_size > 1000
+
+
+def test_ship_rejects_a_name_of_another_env(script, tmp_path: Path):
+    (tmp_path / "summary.json").write_text(json.dumps({"env": "LiquidControl/DroneNav-v0"}))
+    with pytest.raises(ValueError, match="dronenav-"):
+        script.ship_run(tmp_path, "rovernav-ltc-ppo", 5, 1)
