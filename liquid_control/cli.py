@@ -27,6 +27,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("bench", "cells"): ("liquid_control.bench.cells", "LTC/CfC/LSTM speed vs ncps in one run"),
     ("bench", "envs"): ("liquid_control.bench.envs", "env steps/s vs a raw-PyBullet loop in one run"),
     ("bench", "ppo"): ("liquid_control.bench.ppo", "PPO env-steps/s, LTC vs sb3-contrib LSTM"),
+    ("bench", "readout"): ("liquid_control.bench.readout", "reservoir readout fit time for 100k demo steps"),
 }
 
 USER_ERRORS = (ValueError, FileNotFoundError, KeyError, NotADirectoryError, PermissionError)

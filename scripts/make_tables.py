@@ -50,7 +50,7 @@ def params_of(root: Path, env: str, policy: str) -> str:
 
 
 def order(policies: list[str]) -> list[str]:
-    rank = {"expert": 0, "ltc": 1, "cfc": 2, "lstm": 3, "gru": 4, "mlp": 5}
+    rank = {"expert": 0, "ltc": 1, "ltc-ppo": 1.5, "cfc": 2, "lstm": 3, "gru": 4, "mlp": 5}
     return sorted(policies, key=lambda p: (rank.get(p, 9), p))
 
 
@@ -72,12 +72,35 @@ def env_section(root: Path, env: str, by_policy: dict[str, dict[str, dict]]) -> 
             row = [cell(by_policy[policy].get(s, {}).get("metrics", {}).get(key)) for s in suites]
             lines.append(f"| {policy} | {params_of(root, env, policy)} | " + " | ".join(row) + " |")
         lines.append("")
+    lines += seeds_section(root, env, order(list(by_policy)))
     robust = root / "results" / f"{env}-robustness" / "robustness.json"
     if robust.exists():
         lines += robustness_section(root, robust)
     for gif in sorted((root / "docs").glob(f"{env}-*.gif")):
         lines += [f"![episode]({gif.relative_to(root)})", ""]
     return "\n".join(lines)
+
+
+def seeds_section(root: Path, env: str, policies: list[str]) -> list[str]:
+    """Every training seed's **val** success (what chose the shipped seed) and its training wall-clock."""
+    rows = []
+    for policy in policies:
+        card = root / "policies" / f"{env}-{policy}" / "card.json"
+        data = json.loads(card.read_text()) if card.exists() else {}
+        seeds = data.get("selection", {}).get("seeds")
+        if not seeds or not all(isinstance(s, dict) and "val" in s for s in seeds):
+            continue
+        shipped = data.get("config", {}).get("seed")
+        per_seed = []
+        for s in sorted(seeds, key=lambda s: s["seed"]):
+            mark = "*" if len(seeds) > 1 and s["seed"] == shipped else ""
+            per_seed.append(f"s{s['seed']}{mark}: {cell(s['val'].get('success_rate'))} "
+                            f"({s['train_wall_clock_s'] / 60:.0f} min)")
+        rows.append(f"| {policy} | {len(seeds)} | " + "; ".join(per_seed) + " |")
+    if not rows:
+        return []
+    return ["**Training seeds**: val-split success of every seed (training wall-clock); `*` = shipped "
+            "(best on val)", "", "| policy | seeds | val success per seed |", "|---|---|---|", *rows, ""]
 
 
 def robustness_section(root: Path, path: Path) -> list[str]:

@@ -124,14 +124,24 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--no-ship", action="store_true", help="train and select only")
     p.add_argument("--out", default=str(ROOT / "runs" / "zoo"))
+    p.add_argument("--demos", default=None,
+                   help="train on this existing demonstration dataset (read only, never collected into) "
+                        "instead of collecting <out>/demos-<env>")
     args = p.parse_args()
     torch.set_num_threads(1)
     env_short = short_name(args.env)
     out = Path(args.out)
     demos = out / f"demos-{env_short}"
     t0 = time.monotonic()
-    manifest = collect(args.env, args.episodes, demos, seed=0, workers=args.workers)
-    print(f"[collect] {manifest['counts']} in {time.monotonic() - t0:.0f} s", flush=True)
+    if args.demos is not None:  # someone else's demonstrations: read their manifest, do not touch them
+        demos = Path(args.demos)
+        manifest = json.loads((demos / "manifest.json").read_text())
+        if manifest.get("env_id") != args.env:
+            raise ValueError(f"{demos} holds demonstrations of {manifest.get('env_id')}, not {args.env}")
+        print(f"[demos] {demos}: {manifest['counts']}", flush=True)
+    else:
+        manifest = collect(args.env, args.episodes, demos, seed=0, workers=args.workers)
+        print(f"[collect] {manifest['counts']} in {time.monotonic() - t0:.0f} s", flush=True)
     seeds = [int(s) for s in args.seeds.split(",")]
     for core in args.cores.split(","):
         runs = [train_one(args, core, s, demos, out / f"{env_short}-{core}-s{s}") for s in seeds]

@@ -1,1 +1,1 @@
-"""Benchmarks with same-run references (`liquid-control bench cells|envs|ppo`)."""
+"""Benchmarks with same-run references (`liquid-control bench cells|envs|ppo|readout`)."""

@@ -79,8 +79,12 @@ class NavExpert(_VelocityExpert):
     """Tracks the planner's path at flight altitude; replans when off the path (see module docstring)."""
 
     def __init__(self, speed: float = 1.5, lookahead: float = 0.8, inflate: float = 0.35,
-                 replan_distance: float = 0.35, yaw_gain: float = 2.0) -> None:
+                 replan_distance: float = 0.35, yaw_gain: float = 2.0, clearance_weight: float = 0.0,
+                 clearance_range: float = 0.5) -> None:
         super().__init__()
+        # clearance-aware planning (experts.planning.Planner; 0 = plain shortest paths, the default)
+        self.clearance = {"clearance_weight": float(clearance_weight),
+                          "clearance_range": float(clearance_range)}
         self.speed = speed
         self.lookahead = lookahead
         self.inflate = inflate
@@ -106,7 +110,7 @@ class NavExpert(_VelocityExpert):
         for inflate in (self.inflate, 0.25, 0.15):
             if inflate > self.inflate:
                 continue
-            planner = Planner(layout, inflate=inflate)
+            planner = Planner(layout, inflate=inflate, **self.clearance)
             if np.isfinite(planner.dist[planner.grid.to_cell(start)]):
                 break
         return planner

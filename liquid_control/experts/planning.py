@@ -5,6 +5,13 @@ shortest-path field to the goal once (Dijkstra over the whole grid, vectorised i
 A* from every start at once), and then answers ``path_from(xy)`` for any position in microseconds, which
 is what an expert needs to relabel states visited by a learner. Paths are smoothed by line-of-sight
 shortcutting. :func:`shortest_path_length` gives the SPL reference length.
+
+Opt-in *clearance-aware* planning (``clearance_weight`` w > 0): every move costs its length times
+``1 + w·f(d)``, with ``d`` the distance (m) of the cells to the nearest inflated obstacle and
+``f(d) = (1 - min(d, R)/R)²`` for ``R = clearance_range``, so paths run through the middle of doorways
+and gaps and keep up to ``R`` beyond the inflation band where there is room; shortcuts then never bring
+the path closer than ``min(R, the clearance of the stretch they replace)`` to an obstacle. With w = 0
+(the default) nothing of this runs: grids, fields and paths are exactly the plain shortest paths.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.ndimage import distance_transform_edt
 
 from liquid_control.sim.layouts import GRID_RESOLUTION, Grid, Layout, distance_field, occupancy_grid
 
@@ -20,15 +28,30 @@ class Planner:
     """Shortest paths to one goal on one layout (grid and distance field cached)."""
 
     def __init__(self, layout: Layout, goal: Sequence[float] | None = None, inflate: float = 0.3,
-                 resolution: float = GRID_RESOLUTION) -> None:
+                 resolution: float = GRID_RESOLUTION, clearance_weight: float = 0.0,
+                 clearance_range: float = 0.5) -> None:
+        if not clearance_weight >= 0.0:
+            raise ValueError(f"clearance_weight must be >= 0, got {clearance_weight}")
+        if not clearance_range > 0.0:
+            raise ValueError(f"clearance_range must be > 0, got {clearance_range}")
         self.layout = layout
         self.goal = np.asarray(layout.goal if goal is None else goal, dtype=float)[:2]
         self.inflate = float(inflate)
+        self.clearance_weight = float(clearance_weight)
+        self.clearance_range = float(clearance_range)
         self.grid: Grid = occupancy_grid(layout, resolution, inflate=self.inflate)
         goal_cell = self.grid.to_cell(self.goal)
         if self.grid.occ[goal_cell]:  # goal inside the inflated band: plan to the nearest free cell
             goal_cell = self._nearest_free(goal_cell)
-        self.dist, self.pred = distance_field(self.grid, self.grid.to_xy(np.array([goal_cell]))[0])
+        target = self.grid.to_xy(np.array([goal_cell]))[0]
+        self.clearance: np.ndarray | None = None  # m from each free cell to the inflated band (w > 0)
+        if self.clearance_weight > 0.0:
+            self.clearance = distance_transform_edt(~self.grid.occ) * self.grid.res
+            near = 1.0 - np.minimum(self.clearance, self.clearance_range) / self.clearance_range
+            cost = 1.0 + self.clearance_weight * near**2
+            self.dist, self.pred = distance_field(self.grid, target, cost=cost)
+        else:
+            self.dist, self.pred = distance_field(self.grid, target)
         self._finite = np.isfinite(self.dist)
 
     def _nearest_free(self, cell: tuple[int, int], mask: np.ndarray | None = None) -> tuple[int, int]:
@@ -54,8 +77,9 @@ class Planner:
         flat = np.asarray(out)
         return np.stack([flat // nx, flat % nx], axis=1)
 
-    def line_free(self, p: np.ndarray, q: np.ndarray) -> bool:
-        """True if the segment p-q crosses no occupied (inflated) cell."""
+    def line_free(self, p: np.ndarray, q: np.ndarray, keep: float = 0.0) -> bool:
+        """True if the segment p-q crosses no occupied (inflated) cell, nor (``keep`` > 0, needs a
+        clearance-aware planner) a cell closer than ``keep`` m to one."""
         n = int(np.ceil(np.hypot(*(q - p)) / (self.grid.res * 0.5))) + 1
         t = np.linspace(0.0, 1.0, n)[:, None]
         pts = p[None] + t * (q - p)[None]
@@ -64,6 +88,8 @@ class Planner:
         ny, nx = self.grid.occ.shape
         if ix.min() < 0 or iy.min() < 0 or ix.max() >= nx or iy.max() >= ny:
             return False
+        if keep > 0.0:
+            return bool(self.clearance[iy, ix].min() >= keep)
         return not self.grid.occ[iy, ix].any()
 
     def path_from(self, start: Sequence[float], smooth: bool = True) -> np.ndarray:
@@ -71,22 +97,33 @@ class Planner:
         start = np.asarray(start, dtype=float)[:2]
         cells = self.cell_path(start)
         pts = self.grid.to_xy(cells)
+        at = np.arange(len(cells))  # index into ``cells`` of each point
         if len(cells) > 2:  # keep only the corners of the cell chain
             step = np.diff(cells, axis=0)
-            turn = np.any(step[1:] != step[:-1], axis=1)
-            pts = np.concatenate([pts[:1], pts[1:-1][turn], pts[-1:]])
+            turn = np.concatenate([[True], np.any(step[1:] != step[:-1], axis=1), [True]])
+            pts, at = pts[turn], at[turn]
         pts = np.concatenate([start[None], pts[1:] if len(pts) > 1 else pts, self.goal[None]])
+        at = np.concatenate([at[:1], at[1:] if len(at) > 1 else at, at[-1:]])
         if not smooth:
             return pts
+        chain = None if self.clearance is None else self.clearance[cells[:, 0], cells[:, 1]]
         out = [pts[0]]
         i = 0
         while i < len(pts) - 1:
             j = i + 1
-            while j + 1 < len(pts) and self.line_free(pts[i], pts[j + 1]):
+            while j + 1 < len(pts) and self._shortcut_ok(pts, at, chain, i, j + 1):
                 j += 1
             out.append(pts[j])
             i = j
         return np.asarray(out)
+
+    def _shortcut_ok(self, pts: np.ndarray, at: np.ndarray, chain: np.ndarray | None, i: int, j: int) -> bool:
+        """May the path go straight from point i to point j? Plain planner: line of sight. Clearance-aware:
+        also keep min(R, the clearance of the cell chain it replaces) from the inflated band."""
+        if chain is None:
+            return self.line_free(pts[i], pts[j])
+        keep = min(self.clearance_range, float(chain[at[i]:at[j] + 1].min()))
+        return self.line_free(pts[i], pts[j], keep=max(keep - 0.5 * self.grid.res, 1e-9))
 
     def length_from(self, start: Sequence[float]) -> float:
         """Length (m) of the smoothed path from ``start`` to the goal."""
@@ -100,12 +137,14 @@ def path_length(points: np.ndarray) -> float:
 
 
 def connected_planner(layout: Layout, start: Sequence[float], goal: Sequence[float] | None = None,
-                      inflate: float | None = None, resolution: float = GRID_RESOLUTION) -> Planner:
+                      inflate: float | None = None, resolution: float = GRID_RESOLUTION,
+                      **clearance: float) -> Planner:
     """A planner whose inflated grid connects ``start`` to the goal.
 
     Tries ``inflate`` (default: the layout's generation clearance), then values down to that clearance
     (at which generation guarantees the layout's own start and goal connect on this grid), then smaller
-    ones (e.g. for a start a learner drove next to an obstacle)."""
+    ones (e.g. for a start a learner drove next to an obstacle). ``clearance``: ``clearance_weight`` /
+    ``clearance_range`` of the :class:`Planner` (default: plain shortest paths)."""
     clear = float(layout.knobs.get("clearance", 0.3))
     inflate = clear if inflate is None else float(inflate)
     tries = [inflate]
@@ -113,7 +152,7 @@ def connected_planner(layout: Layout, start: Sequence[float], goal: Sequence[flo
         tries += [0.5 * (inflate + clear), clear]
     tries += [f * min(inflate, clear) for f in (0.8, 0.6, 0.4, 0.2, 0.0)]
     for value in tries:
-        planner = Planner(layout, goal, inflate=value, resolution=resolution)
+        planner = Planner(layout, goal, inflate=value, resolution=resolution, **clearance)
         if np.isfinite(planner.dist[planner.grid.to_cell(start)]):
             return planner
     raise ValueError(f"layout {layout.layout_id}: start {tuple(start)} cannot reach the goal")

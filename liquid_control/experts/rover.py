@@ -17,8 +17,11 @@ class RoverExpert:
     """Controller protocol: ``reset(env, obs)``, ``act(obs)``, ``neuron_state()``."""
 
     def __init__(self, lookahead: float = 0.55, replan_distance: float = 0.35, k_turn: float = 2.5,
-                 inflate: float = 0.36) -> None:
+                 inflate: float = 0.36, clearance_weight: float = 0.0, clearance_range: float = 0.5) -> None:
         self.inflate = float(inflate)  # m, obstacle growth for the plan (shrunk if the start is cut off)
+        # clearance-aware planning (experts.planning.Planner; 0 = plain shortest paths, the default)
+        self.clearance = {"clearance_weight": float(clearance_weight),
+                          "clearance_range": float(clearance_range)}
         self.lookahead = float(lookahead)
         self.replan_distance = float(replan_distance)
         self.k_turn = float(k_turn)
@@ -33,7 +36,7 @@ class RoverExpert:
         self.env = env.unwrapped
         layout = self.env.layout
         start = np.asarray(self.env.state["position"][:2])
-        self.planner = connected_planner(layout, start, inflate=self.inflate)
+        self.planner = connected_planner(layout, start, inflate=self.inflate, **self.clearance)
         self.path = self.planner.path_from(start)
 
     def _off_path(self, xy: np.ndarray) -> tuple[float, float]:

@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from liquid_control.learn.checkpoint import atomic_torch_save, load_policy, save_checkpoint
-from liquid_control.learn.demos import Dataset, load_dataset
+from liquid_control.learn.demos import Dataset, load_dataset, parse_expert_options
 from liquid_control.nets.policy import PolicyConfig, PolicyNet, apply_constraints
 
 STATE_FILE = "train_state.pt"
@@ -63,6 +63,7 @@ class BCConfig:
     dagger_episodes: int = 20
     dagger_epochs: int = 10
     dagger_beta: float = 0.5  # β of round r is dagger_beta ** r (the expert's share of actions)
+    expert_options: dict[str, Any] | None = None  # DAgger teacher's options (None: the demos' expert)
     workers: int | None = None
     resume: bool = False
     progress: bool = True
@@ -408,6 +409,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dagger-episodes", type=int, default=20, help="learner rollouts per DAgger round")
     parser.add_argument("--dagger-epochs", type=int, default=10, help="training epochs per DAgger round")
     parser.add_argument("--dagger-beta", type=float, default=0.5, help="expert share in round r = beta**r")
+    parser.add_argument("--expert-options", default=None, metavar="JSON",
+                        help="DAgger teacher's options, e.g. '{\"clearance_weight\": 2.0}' "
+                             "(default: the expert recorded in the first --demos dataset)")
     parser.add_argument("--chunk-len", type=int, default=32)
     parser.add_argument("--burn-in", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -430,6 +434,7 @@ def config_from_args(args: argparse.Namespace) -> BCConfig:
                     successful_only=not args.all_demos, dagger_rounds=args.dagger_rounds,
                     dagger_episodes=args.dagger_episodes, dagger_epochs=args.dagger_epochs,
                     dagger_beta=args.dagger_beta, workers=args.workers, resume=args.resume,
+                    expert_options=parse_expert_options(getattr(args, "expert_options", None)),
                     command="liquid-control " + " ".join(sys.argv[1:]))
 
 

@@ -1,8 +1,10 @@
 """DAgger rounds: roll out the learner closed loop, relabel every visited state with the expert, aggregate.
 
-Round r acts with the β-mixture ``{"mix": ["expert", CKPT], "beta": β_r}`` (β_r = ``dagger_beta`` ** r:
+Round r acts with the β-mixture ``{"mix": [EXPERT, CKPT], "beta": β_r}`` (β_r = ``dagger_beta`` ** r:
 the expert's share of executed actions decays each round) and asks the expert (``labeler``) for its
-action on every state the mixture visits. Episodes go into the dataset ``RUN/dagger`` (the same format
+action on every state the mixture visits. EXPERT is ``expert_spec(cfg.expert_options)`` when options are
+given, else the expert that labelled the demonstrations (so a clearance-aware teacher stays the teacher).
+Episodes go into the dataset ``RUN/dagger`` (the same format
 as ``collect``; ``actions`` are the expert's labels, ``executed`` what the mixture did), which
 :func:`liquid_control.learn.bc.train_bc` adds to the demonstrations before retraining. Rollouts run in
 worker processes through the project's one executor (``collect`` → ``map_jobs``).
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from liquid_control.learn.demos import collect, load_dataset
+from liquid_control.learn.rollout import ControllerSpec, expert_spec
 
 if TYPE_CHECKING:
     from liquid_control.learn.bc import BCConfig
@@ -33,6 +36,15 @@ def round_seeds(rnd: int, seed: int) -> int:
     return rnd * SEED_STRIDE + seed * 1000
 
 
+def demo_expert(manifest: dict[str, Any]) -> ControllerSpec:
+    """The expert spec that labelled (or acted in) a dataset: its ``labeler``, else its ``controller``,
+    if that is an expert spec; plain ``"expert"`` otherwise."""
+    for spec in (manifest.get("labeler"), manifest.get("controller")):
+        if spec == "expert" or (isinstance(spec, dict) and set(spec) == {"expert"}):
+            return spec
+    return "expert"
+
+
 def run_round(cfg: BCConfig, rnd: int, run_dir: str | Path) -> dict[str, Any]:
     """Roll out ``run_dir``'s checkpoint for ``cfg.dagger_episodes`` episodes, relabelled by the expert.
 
@@ -43,10 +55,12 @@ def run_round(cfg: BCConfig, rnd: int, run_dir: str | Path) -> dict[str, Any]:
     options = dict(demo.manifest["options"])
     split = options.pop("split", "train")
     beta = beta_for_round(cfg.dagger_beta, rnd)
-    spec = {"mix": ["expert", str(run_dir.resolve())], "beta": beta}
+    teacher = (expert_spec(cfg.expert_options) if cfg.expert_options is not None
+               else demo_expert(demo.manifest))
+    spec = {"mix": [teacher, str(run_dir.resolve())], "beta": beta}
     first = round_seeds(rnd, cfg.seed)
     manifest = collect(cfg.env_id, cfg.dagger_episodes, run_dir / "dagger", split=split, overrides=options,
-                       seed=first, workers=cfg.workers, controller=spec, labeler="expert",
+                       seed=first, workers=cfg.workers, controller=spec, labeler=teacher,
                        progress=cfg.progress)
     mine = [e for e in manifest["episodes"] if first <= e["seed"] < first + cfg.dagger_episodes]
     return {

@@ -24,7 +24,14 @@ from typing import Any
 import numpy as np
 
 from liquid_control.fileio import read_json_object
-from liquid_control.learn.rollout import ControllerSpec, cached_env, make_controller, map_jobs, run_episode
+from liquid_control.learn.rollout import (
+    ControllerSpec,
+    cached_env,
+    expert_spec,
+    make_controller,
+    map_jobs,
+    run_episode,
+)
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -38,11 +45,32 @@ _CONTROLLERS: dict[str, Any] = {}
 def _spec_key(spec: ControllerSpec) -> str:
     """Cache key of a spec; includes checkpoint file times so a rewritten checkpoint is reloaded."""
     stamps = []
-    for s in (spec["mix"] if isinstance(spec, dict) else [spec]):
+    for s in _leaf_specs(spec):
         p = Path(str(s)) / "policy.pt"
-        if not isinstance(s, dict) and s not in ("expert", "random") and p.exists():
+        if s not in ("expert", "random") and p.exists():
             stamps.append(p.stat().st_mtime_ns)
     return json.dumps(spec, sort_keys=True) + str(stamps)
+
+
+def _leaf_specs(spec: ControllerSpec, keep_experts: bool = False) -> list[ControllerSpec]:
+    """The leaf specs inside a possibly nested spec: names and checkpoint dirs (and, with
+    ``keep_experts``, ``{"expert": options}`` specs)."""
+    if not isinstance(spec, dict):
+        return [spec]
+    if "expert" in spec:
+        return [spec] if keep_experts else []
+    inner = spec.get("mix", []) + ([spec["noise"]] if "noise" in spec else [])
+    return [leaf for s in inner for leaf in _leaf_specs(s, keep_experts)]
+
+
+def check_expert_options(env_id: str, options: dict, *specs: ControllerSpec | None) -> None:
+    """Fail fast (ValueError, in this process) on expert options the env's expert does not take."""
+    from liquid_control.experts import make_expert
+
+    for spec in specs:
+        for leaf in ([] if spec is None else _leaf_specs(spec, keep_experts=True)):
+            if isinstance(leaf, dict):
+                make_expert(cached_env(env_id, options), leaf["expert"])
 
 
 def _controller(spec: ControllerSpec) -> Any:
@@ -196,6 +224,7 @@ def collect(env_id: str, episodes: int, out: str | os.PathLike, *, split: str = 
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     check_env_id(env_id)
     options = {**(overrides or {}), "split": split}
+    check_expert_options(env_id, options, controller, labeler)
     writer = DatasetWriter(out, env_id, options, controller, labeler)
     todo = [s for s in range(seed, seed + episodes) if s not in writer.done_seeds]
     job = partial(episode_job, env_id=env_id, options=options, spec=controller, labeler=labeler)
@@ -277,7 +306,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="env option override")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted collection (re-running into OUT does the same)")
+    parser.add_argument("--expert-options", default=None, metavar="JSON",
+                        help='expert options, e.g. \'{"clearance_weight": 2.0}\' (clearance-aware planner)')
+    parser.add_argument("--noise", type=float, default=0.0, metavar="STD",
+                        help="DART-style: execute the expert's action plus Gaussian noise (STD x half the "
+                             "action range), record the clean expert action as the label")
     parser.add_argument("--out", required=True, help="dataset directory")
+
+
+def parse_expert_options(text: str | None) -> dict | None:
+    """``--expert-options`` JSON text -> dict (None when absent); ValueError if it is not a JSON object."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--expert-options is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"--expert-options must be a JSON object, got {text!r}")
+    return value
+
+
+def teacher_specs(expert_options: dict | None = None, noise: float = 0.0
+                  ) -> tuple[ControllerSpec, ControllerSpec | None]:
+    """(controller, labeler) specs of a demonstration run: the expert (with options) acting, or with
+    ``noise`` > 0 the expert's noisy actions executed and its clean actions recorded as labels."""
+    expert = expert_spec(expert_options)
+    if noise < 0:
+        raise ValueError(f"noise must be >= 0, got {noise}")
+    if noise == 0:
+        return expert, None
+    return {"noise": expert, "std": float(noise)}, expert
 
 
 def run(args: argparse.Namespace) -> int:
@@ -286,9 +345,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resume and not (Path(args.out) / MANIFEST).exists():
         raise FileNotFoundError(f"--resume: no dataset at {args.out}")
+    controller, labeler = teacher_specs(parse_expert_options(args.expert_options), args.noise)
     m = collect(args.env, args.episodes, args.out, split=args.split, overrides=parse_overrides(args.set),
-                seed=args.seed, workers=args.workers)
+                seed=args.seed, workers=args.workers, controller=controller, labeler=labeler)
     print(json.dumps({"out": str(args.out), "env_id": m["env_id"], "options": m["options"],
+                      "controller": m["controller"], "labeler": m["labeler"],
                       "counts": m["counts"],
                       "failed": [f["seed"] for f in m["failed"]]}, indent=2))
     return 0 if not m["failed"] else 1

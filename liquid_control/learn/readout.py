@@ -86,22 +86,21 @@ def fit_readout(policy: PolicyNet, train_eps: list[dict], val_eps: list[dict] | 
         raise ValueError("no training episodes to fit the readout on")
     if not alphas or any(a < 0 for a in alphas):
         raise ValueError(f"alphas must be a non-empty list of values >= 0, got {alphas}")
-    t0 = time.monotonic()
+    t0, c0 = time.monotonic(), time.process_time()
     core = policy.core
     acc = RidgeAccumulator(core.readout_features, policy.config.act_dim)
     for phi, act in episode_features(policy, train_eps, progress=progress, desc="readout: train states"):
         acc.add(phi, readout_targets(policy, act, clip))
+    acc.centred()  # fold the last buffered rows in (timed with the accumulation)
     t_states = time.monotonic() - t0
     held = val_eps or train_eps
     val = [(phi, policy.normalize_actions(act)) for phi, act in
            episode_features(policy, held, progress=progress, desc="readout: val states")]
-    losses, solutions = {}, {}
-    for alpha in alphas:
-        w, b = acc.solve(alpha)
+    losses, solutions = {}, acc.solve_many(alphas)
+    for alpha, (w, b) in solutions.items():
         wt, bt = torch.as_tensor(w.T, dtype=torch.float32), torch.as_tensor(b, dtype=torch.float32)
         se = sum(float(((torch.tanh(p @ wt + bt) - a) ** 2).mean(-1).sum()) for p, a in val)
         losses[alpha] = se / max(sum(len(p) for p, _ in val), 1)
-        solutions[alpha] = (w, b)
     best = min(losses, key=lambda a: (losses[a] if math.isfinite(losses[a]) else math.inf))
     w, b = solutions[best]
     with torch.no_grad():
@@ -112,7 +111,8 @@ def fit_readout(policy: PolicyNet, train_eps: list[dict], val_eps: list[dict] | 
     return {"alpha": best, "val_loss": losses[best],
             "val_loss_by_alpha": {str(k): v for k, v in losses.items()},
             "selected_on": "val" if val_eps else "train", "train_steps": acc.n,
-            "features": core.readout_features, "states_s": t_states, "fit_s": time.monotonic() - t0}
+            "features": core.readout_features, "states_s": t_states, "fit_s": time.monotonic() - t0,
+            "fit_cpu_s": time.process_time() - c0}
 
 
 def train_readout(cfg: BCConfig) -> Path:

@@ -1,9 +1,13 @@
 """Closed-loop episodes and the executor that runs many of them (shared by collect, DAgger, evaluate).
 
 A *controller spec* names who acts, so it can cross a process boundary: ``"expert"``, ``"random"``,
-a checkpoint directory, or ``{"mix": [spec_a, spec_b], "beta": b}`` (each step acts with ``spec_a``'s
-action with probability ``b``, else ``spec_b``'s: the DAgger β-mixture). Episodes are pure functions
-of (env id, options, controller spec, seed), so results do not depend on the number of workers.
+a checkpoint directory, ``{"expert": {option: value}}`` (the expert built with options, e.g.
+``{"expert": {"clearance_weight": 2.0}}``; :func:`expert_spec`), ``{"mix": [spec_a, spec_b], "beta": b}``
+(each step acts with ``spec_a``'s action with probability ``b``, else ``spec_b``'s: the DAgger β-mixture),
+or ``{"noise": spec, "std": s}`` (``spec``'s action plus Gaussian noise of ``s`` × the half-range of the
+action space, clipped to it: DART-style perturbed demonstrations, labelled by the clean expert).
+Episodes are pure functions of (env id, options, controller spec, seed), so results do not depend on the
+number of workers.
 """
 
 from __future__ import annotations
@@ -77,11 +81,51 @@ class MixController:
         return self.second.neuron_state()
 
 
+class NoiseController:
+    """Acts with ``inner``'s action plus Gaussian noise (``std`` × half the action range), clipped to the
+    action space; the noise is seeded per episode from the env's reset seed."""
+
+    def __init__(self, inner: Controller, std: float) -> None:
+        if not 0.0 <= std:
+            raise ValueError(f"noise std must be >= 0, got {std}")
+        self.inner, self.std = inner, float(std)
+        self._rng = np.random.default_rng(0)
+        self._low = self._high = np.zeros(0)
+
+    def reset(self, env: gym.Env, obs: np.ndarray) -> None:
+        self.inner.reset(env, obs)
+        self._low = np.asarray(env.action_space.low, np.float64)
+        self._high = np.asarray(env.action_space.high, np.float64)
+        self._rng = np.random.default_rng(int(env.unwrapped.np_random.integers(2**31)))
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        a = np.asarray(self.inner.act(obs), np.float64)
+        half = 0.5 * (self._high - self._low)
+        noisy = a + self.std * half * self._rng.standard_normal(a.shape)
+        return np.clip(noisy, self._low, self._high).astype(np.float32)
+
+    def neuron_state(self) -> np.ndarray | None:
+        return self.inner.neuron_state()
+
+
+def expert_spec(options: dict | None = None) -> ControllerSpec:
+    """The spec of the expert with ``options`` (keyword arguments of its class): plain ``"expert"`` when
+    there are none, so default datasets and checkpoints record exactly what they always did."""
+    if options is not None and not isinstance(options, dict):
+        raise ValueError(f"expert options must be a dict, got {options!r}")
+    return {"expert": dict(options)} if options else "expert"
+
+
 def make_controller(spec: ControllerSpec) -> Controller:
     """Build a controller from its spec (see module docstring)."""
     if isinstance(spec, dict):
+        if set(spec) == {"expert"} and isinstance(spec["expert"], dict):
+            return _ExpertController(spec["expert"])
+        if set(spec) == {"noise", "std"}:
+            return NoiseController(make_controller(spec["noise"]), spec["std"])
         if set(spec) != {"mix", "beta"} or len(spec["mix"]) != 2:
-            raise ValueError(f"bad controller spec {spec!r}: expected {{'mix': [a, b], 'beta': b}}")
+            raise ValueError(f"bad controller spec {spec!r}: expected {{'mix': [a, b], 'beta': b}}, "
+                             "{'expert': {option: value}} or {'noise': spec, 'std': s}")
         return MixController(make_controller(spec["mix"][0]), make_controller(spec["mix"][1]), spec["beta"])
     if spec == "expert":
         return _ExpertController()
@@ -95,7 +139,8 @@ def make_controller(spec: ControllerSpec) -> Controller:
 class _ExpertController:
     """Defers the choice of expert to the env seen at reset (an expert is env-specific)."""
 
-    def __init__(self) -> None:
+    def __init__(self, options: dict | None = None) -> None:
+        self._options = dict(options or {})
         self._expert: Any = None
         self._for: type | None = None
 
@@ -103,7 +148,7 @@ class _ExpertController:
         from liquid_control.experts import make_expert
 
         if self._for is not type(env.unwrapped):
-            self._expert, self._for = make_expert(env), type(env.unwrapped)
+            self._expert, self._for = make_expert(env, self._options), type(env.unwrapped)
         self._expert.reset(env, obs)
 
     def act(self, obs: np.ndarray) -> np.ndarray:

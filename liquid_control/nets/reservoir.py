@@ -34,6 +34,7 @@ thresholds, so gradient training reaches only its readout.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,11 @@ import torch
 from torch import Tensor, nn
 
 from liquid_control.nets.core import RecurrentCore
+
+try:  # compiled LSM kernel; the torch path serves without numba
+    from liquid_control.nets import lsm_numba as _lsm_kernel
+except ImportError:  # pragma: no cover - numba is a dependency
+    _lsm_kernel = None
 
 DEFAULT_FANIN = 10
 
@@ -140,6 +146,13 @@ class ReservoirCore(RecurrentCore):
             raise ValueError(f"no reservoir size lands within {tolerance:.0%} of {budget} parameters")
         return units
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle / deepcopy without the cached sparse copies of W (rebuilt on demand)."""
+        state = self.__dict__.copy()
+        for key in ("_csr", "_csc"):
+            state.pop(key, None)
+        return state
+
     @property
     def readout_features(self) -> int:
         """Width of the readout's input (reservoir features + the core's input)."""
@@ -158,8 +171,31 @@ class ReservoirCore(RecurrentCore):
         return {"reservoir": list(range(self.units))}
 
     def _recurrent(self, s: Tensor) -> Tensor:
-        """W s for a batch of states s (B, units), through the sparse fan-in lists."""
-        return (s[:, self.rec_idx] * self.rec_val).sum(-1)
+        """W s for a batch of states s (B, units).
+
+        Without autograd (state collection, deployment) through a cached CSR copy of W (several times
+        faster than gathering the fan-in lists); with autograd through the fan-in lists.
+        """
+        if torch.is_grad_enabled() and (s.requires_grad or self.rec_val.requires_grad):
+            return (s[:, self.rec_idx] * self.rec_val).sum(-1)
+        return (self.sparse_recurrent() @ s.T).T
+
+    def sparse_recurrent(self) -> Tensor:
+        """W as a torch CSR tensor, rebuilt whenever the recurrent buffers change (load_state_dict, .to)."""
+        key = (self.rec_val.data_ptr(), self.rec_val._version, self.rec_idx.data_ptr(), self.rec_idx._version,
+               str(self.rec_val.device), self.rec_val.dtype)
+        cached = self.__dict__.get("_csr")
+        if cached is None or cached[0] != key:
+            idx, val = self.rec_idx, self.rec_val.detach()
+            crow = torch.arange(0, idx.numel() + 1, idx.shape[1], device=idx.device)
+            order = torch.argsort(idx, dim=1)  # CSR wants sorted column indices within a row
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "sparse CSR support is in beta"
+                csr = torch.sparse_csr_tensor(crow, torch.gather(idx, 1, order).reshape(-1),
+                                              torch.gather(val, 1, order).reshape(-1),
+                                              size=(self.units, self.units))
+            self.__dict__["_csr"] = cached = (key, csr)
+        return cached[1]
 
     def readout_inputs(self, x: Tensor, state: Tensor | None = None, resets: Tensor | None = None
                        ) -> tuple[Tensor, Tensor]:
@@ -292,6 +328,30 @@ class LiquidStateMachine(ReservoirCore):
         return v, ref, spikes
 
     def _reservoir(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """Compiled event-driven kernel on CPU when numba is there, else :meth:`_reservoir_torch`.
+
+        Both give the same traces (spikes are hard thresholds, so no gradient flows through either)."""
+        if _lsm_kernel is None or x.device.type != "cpu":
+            return self._reservoir_torch(x, state)
+        n = self.units
+        with torch.no_grad():
+            current = (self.bias + x @ self.w_in.T).float().numpy()
+            parts = tuple(state[:, k * n:(k + 1) * n].detach().float().numpy() for k in range(4))
+        key = (self.rec_val.data_ptr(), self.rec_val._version, self.rec_idx.data_ptr(), self.rec_idx._version)
+        cached = self.__dict__.get("_csc")
+        if cached is None or cached[0] != key:
+            csc = _lsm_kernel.csc_of(self.rec_idx.numpy(), self.rec_val.detach().float().numpy(), n)
+            self.__dict__["_csc"] = cached = (key, csc)
+        ds = self.dt / self.substeps
+        out, new = _lsm_kernel.run_lsm(current, parts, cached[1], decay=math.exp(-ds / self.tau_m),
+                                       trace_decay=math.exp(-ds / self.tau_trace), ds=ds, t_ref=self.t_ref,
+                                       v_reset=self.v_reset, threshold=self.threshold, substeps=self.substeps)
+        dtype = x.dtype if x.dtype.is_floating_point else torch.float32
+        return (torch.from_numpy(out).to(dtype),
+                torch.from_numpy(np.concatenate(new, axis=1)).to(dtype))
+
+    def _reservoir_torch(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """Reference implementation in torch (any device)."""
         n = self.units
         v, ref, trace, spikes = state[:, :n], state[:, n:2 * n], state[:, 2 * n:3 * n], state[:, 3 * n:]
         current = self.bias + x @ self.w_in.T  # (B, T, n): R·I per control step
@@ -312,63 +372,101 @@ def reservoir_kinds() -> dict[str, type[ReservoirCore]]:
 
 # ---- readouts: ridge in closed form, recursive least squares online --------------------------------
 
-def ridge_solve(gram: np.ndarray, cross: np.ndarray, alpha: float) -> np.ndarray:
-    """``(G + alpha I)^-1 C``: ridge weights from the Gram matrix ``X^T X`` and ``X^T Y`` (float64)."""
-    if alpha < 0:
-        raise ValueError(f"ridge alpha must be >= 0, got {alpha}")
-    d = gram.shape[0]
-    a = gram + alpha * np.eye(d)
-    try:
-        import scipy.linalg
-
-        return scipy.linalg.solve(a, cross, assume_a="pos")
-    except Exception:  # noqa: BLE001 - singular (alpha = 0 on degenerate data): least squares instead
-        return np.linalg.lstsq(a, cross, rcond=None)[0]
-
-
 class RidgeAccumulator:
     """Streams (features, targets) and fits ``y ≈ W x + b`` by ridge regression (bias not penalised).
 
-    Accumulates centred-able sufficient statistics (Σx, Σy, Σxxᵀ, Σxyᵀ, n) in float64, so any number of
-    steps costs O(d²) memory; :meth:`solve` returns ``(W (out, d), b (out,))`` for a given ``alpha``.
+    Accumulates the sufficient statistics (Σx, Σy, Σxxᵀ, Σxyᵀ, n), so any number of steps costs O(d²)
+    memory. Tensor rows are buffered into chunks of ``chunk_rows`` and multiplied in float32 (BLAS),
+    only the upper triangle of ``Σxxᵀ`` in column blocks (half the flops of ``XᵀX``), and summed across
+    chunks in float64; numpy rows are accumulated in float64. :meth:`solve` / :meth:`solve_many` return
+    ``(W (out, d), b (out,))`` per ``alpha`` (one centred Gram matrix, one Cholesky factorisation each).
     """
 
-    def __init__(self, features: int, outputs: int) -> None:
+    def __init__(self, features: int, outputs: int, chunk_rows: int = 4096, block: int = 512) -> None:
+        if features < 1 or outputs < 1:
+            raise ValueError(f"features and outputs must be positive, got {features} and {outputs}")
         self.n = 0
         self.sx = np.zeros(features)
         self.sy = np.zeros(outputs)
-        self.xx = np.zeros((features, features))
+        self.xx = np.zeros((features, features))  # only the upper triangle is kept up to date
         self.xy = np.zeros((features, outputs))
+        self.chunk_rows, self.block = max(1, int(chunk_rows)), max(1, int(block))
+        self._pending: list[tuple[Tensor, Tensor]] = []
+        self._pending_rows = 0
 
     def add(self, x: np.ndarray | Tensor, y: np.ndarray | Tensor) -> None:
         """Add rows ``x (N, d)`` with targets ``y (N, out)``."""
-        if isinstance(x, Tensor):  # float32 products (fast), float64 sums across batches
+        if isinstance(x, Tensor):
             xt = x.detach().to(torch.float32)
             yt = torch.as_tensor(y).detach().to(torch.float32)
-            self.xx += (xt.T @ xt).double().numpy()
-            self.xy += (xt.T @ yt).double().numpy()
-            self.sx += xt.double().sum(0).numpy()
-            self.sy += yt.double().sum(0).numpy()
-            self.n += xt.shape[0]
+            self._check(tuple(xt.shape), tuple(yt.shape))
+            self._pending.append((xt, yt))
+            self._pending_rows += xt.shape[0]
+            if self._pending_rows >= self.chunk_rows:
+                self._flush()
             return
         x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-        if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
-            raise ValueError(f"ridge data must be (N, d) and (N, out), got {x.shape} and {y.shape}")
+        self._check(x.shape, y.shape)
         self.xx += x.T @ x
         self.xy += x.T @ y
         self.sx += x.sum(0)
         self.sy += y.sum(0)
         self.n += len(x)
 
-    def solve(self, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-        """Ridge weights and bias for regularisation ``alpha`` (scaled by the sample count)."""
+    def _check(self, xs: tuple, ys: tuple) -> None:
+        if len(xs) != 2 or len(ys) != 2 or xs[0] != ys[0] or xs[1] != len(self.sx) or ys[1] != len(self.sy):
+            raise ValueError(f"ridge data must be (N, {len(self.sx)}) and (N, {len(self.sy)}), "
+                             f"got {xs} and {ys}")
+
+    def _flush(self) -> None:
+        """Fold the buffered tensor rows into the float64 statistics."""
+        if not self._pending:
+            return
+        xt = torch.cat([p[0] for p in self._pending]) if len(self._pending) > 1 else self._pending[0][0]
+        yt = torch.cat([p[1] for p in self._pending]) if len(self._pending) > 1 else self._pending[0][1]
+        self._pending, self._pending_rows = [], 0
+        xt = xt.contiguous()
+        d = xt.shape[1]
+        for j0 in range(0, d, self.block):  # upper triangle by column blocks: rows [0, j1) x cols [j0, j1)
+            j1 = min(d, j0 + self.block)
+            self.xx[:j1, j0:j1] += (xt[:, :j1].T @ xt[:, j0:j1]).double().numpy()
+        self.xy += (xt.T @ yt).double().numpy()
+        self.sx += xt.double().sum(0).numpy()
+        self.sy += yt.double().sum(0).numpy()
+        self.n += xt.shape[0]
+
+    def centred(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(gram, cross, mean_x, mean_y)`` of the centred data (full symmetric gram, float64)."""
+        self._flush()
         if self.n < 1:
             raise ValueError("no data to fit a readout on")
         mx, my = self.sx / self.n, self.sy / self.n
-        gram = self.xx - self.n * np.outer(mx, mx)
+        upper = np.triu(self.xx)
+        gram = upper + np.triu(upper, 1).T - self.n * np.outer(mx, mx)
         cross = self.xy - self.n * np.outer(mx, my)
-        w = ridge_solve(gram, cross, alpha * self.n)
-        return w.T, my - mx @ w
+        return gram, cross, mx, my
+
+    def solve_many(self, alphas: tuple[float, ...] | list[float]
+                   ) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+        """Ridge weights and bias for each regularisation ``alpha`` (scaled by the sample count)."""
+        if any(a < 0 for a in alphas):
+            raise ValueError(f"ridge alphas must be >= 0, got {list(alphas)}")
+        gram, cross, mx, my = self.centred()
+        g, c = torch.from_numpy(gram), torch.from_numpy(cross)
+        out = {}
+        for alpha in alphas:
+            a = g + torch.eye(len(g), dtype=g.dtype) * (alpha * self.n)
+            chol, info = torch.linalg.cholesky_ex(a)
+            if int(info) == 0:
+                w = torch.cholesky_solve(c, chol).numpy()
+            else:  # singular (alpha = 0 on degenerate data): least squares instead
+                w = np.linalg.lstsq(a.numpy(), cross, rcond=None)[0]
+            out[alpha] = (w.T, my - mx @ w)
+        return out
+
+    def solve(self, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+        """Ridge weights and bias for regularisation ``alpha`` (scaled by the sample count)."""
+        return self.solve_many([alpha])[alpha]
 
 
 class RLS:
@@ -378,6 +476,10 @@ class RLS:
     ``delta`` is the initial inverse-covariance scale ``P0 = delta I`` (small = trust the initial
     weights). Bounds: the per-step error is clipped to ``max_error`` and ``trace(P)`` is capped at its
     initial value (no covariance wind-up when the input stops exciting some directions).
+
+    ``P = scale * S`` with ``S`` symmetric (only its upper triangle is stored up to date): a step is one
+    BLAS symmetric matrix-vector product and one symmetric rank-1 update of ``S`` (O(d²), in place), the
+    forgetting and the trace cap only change the scalar ``scale``.
     """
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray, forgetting: float = 0.995, delta: float = 1.0,
@@ -392,6 +494,21 @@ class RLS:
         self.trace_cap = float(d1 * delta)
         self.forgetting, self.max_error = forgetting, max_error
         self.updates = 0
+
+    @property
+    def P(self) -> np.ndarray:  # noqa: N802 - the textbook name
+        """The inverse-covariance matrix (a full symmetric copy)."""
+        s = np.triu(self._S)
+        return self._scale * (s + np.triu(s, 1).T)
+
+    @P.setter
+    def P(self, value: np.ndarray) -> None:  # noqa: N802
+        value = np.asarray(value, np.float64)
+        if value.ndim != 2 or value.shape[0] != value.shape[1] or value.shape[0] != self.theta.shape[0]:
+            raise ValueError(f"P must be ({self.theta.shape[0]}, {self.theta.shape[0]}), got {value.shape}")
+        self._S = np.array(value, order="F", copy=True)
+        self._scale = 1.0
+        self._trace = float(np.trace(value))
 
     @property
     def weight(self) -> np.ndarray:
@@ -410,23 +527,27 @@ class RLS:
 
     def update(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """One RLS step on sample (x (d,), target y (out,)); returns the a-priori error."""
+        from scipy.linalg import blas
+
         phi = np.append(np.asarray(x, np.float64), 1.0)
         err = np.asarray(y, np.float64) - phi @ self.theta
         if np.isfinite(self.max_error):
             err = np.clip(err, -self.max_error, self.max_error)
-        p_phi = np.einsum("ij,j->i", self.P, phi)  # no BLAS threads: they thrash on a busy machine
-        gain = p_phi / (self.forgetting + phi @ p_phi)
-        self.theta += np.outer(gain, err)
-        scale = 1.0 / self.forgetting
-        tr = (float(np.trace(self.P)) - float(gain @ p_phi)) * scale
-        if tr > self.trace_cap:  # bound: no covariance wind-up
-            scale *= self.trace_cap / tr
-        self.P -= np.outer(gain, p_phi)  # in place: O(d²) memory passes dominate
-        self.P *= scale
+        p_phi = blas.dsymv(self._scale, self._S, phi, lower=0)  # P phi
+        denom = self.forgetting + float(phi @ p_phi)
+        self.theta += np.outer(p_phi / denom, err)
+        # P <- (P - p_phi p_phiᵀ / denom) / λ, i.e. S <- S - p_phi p_phiᵀ / (denom scale), scale <- scale / λ
+        self._S = blas.dsyr(-1.0 / (denom * self._scale), p_phi, a=self._S, lower=0, overwrite_a=1)
+        self._scale /= self.forgetting
+        self._trace = (self._trace - float(p_phi @ p_phi) / denom) / self.forgetting
+        if self._trace > self.trace_cap:  # bound: no covariance wind-up
+            self._scale *= self.trace_cap / self._trace
+            self._trace = self.trace_cap
         self.updates += 1
-        if self.updates % 64 == 0:  # keep P symmetric against round-off
-            self.P += self.P.T
-            self.P *= 0.5
+        if self.updates % 256 == 0:  # fold the scale in and refresh the trace against round-off drift
+            self._S *= self._scale
+            self._scale = 1.0
+            self._trace = float(np.trace(self._S))
         return err
 
 

@@ -172,33 +172,33 @@ def occupancy_grid(layout: Layout, resolution: float = GRID_RESOLUTION, inflate:
     return Grid(occ, (xmin, ymin), resolution)
 
 
-def distance_field(grid: Grid, target: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def distance_field(grid: Grid, target: Sequence[float], cost: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Shortest 8-connected path length (m) from every cell to ``target`` (x, y), and predecessors.
 
     Returns ``(dist, pred)`` as (ny, nx) arrays; ``dist`` is inf where unreachable, ``pred`` holds the
     flat index of the next cell towards the target (-9999 at the target and unreachable cells).
-    Diagonal moves never cut an occupied corner.
+    Diagonal moves never cut an occupied corner. ``cost`` (ny, nx; >= 1, optional) scales every move's
+    length by the mean cost of its two cells (clearance-aware planning); None = plain lengths.
     """
     occ = grid.occ
     ny, nx = occ.shape
     free = ~occ
     idx = np.arange(ny * nx).reshape(ny, nx)
-    rows, cols, wts = [], [], []
+    diag = free[:-1, :-1] & free[1:, 1:] & free[:-1, 1:] & free[1:, :-1]
     s2 = np.sqrt(2.0)
     # E, N, NE, NW neighbours (undirected graph)
-    east = free[:, :-1] & free[:, 1:]
-    north = free[:-1, :] & free[1:, :]
-    diag = free[:-1, :-1] & free[1:, 1:] & free[:-1, 1:] & free[1:, :-1]
-    moves = ((idx[:, :-1], idx[:, 1:], east, 1.0), (idx[:-1, :], idx[1:, :], north, 1.0),
-             (idx[:-1, :-1], idx[1:, 1:], diag, s2), (idx[:-1, 1:], idx[1:, :-1], diag, s2))
-    for src, dst, mask, cost in moves:
-        rows.append(src[mask])
-        cols.append(dst[mask])
-        wts.append(np.full(int(mask.sum()), cost))
-    r = np.concatenate(rows)
-    c = np.concatenate(cols)
+    moves = ((np.s_[:, :-1], np.s_[:, 1:], free[:, :-1] & free[:, 1:], 1.0),
+             (np.s_[:-1, :], np.s_[1:, :], free[:-1, :] & free[1:, :], 1.0),
+             (np.s_[:-1, :-1], np.s_[1:, 1:], diag, s2), (np.s_[:-1, 1:], np.s_[1:, :-1], diag, s2))
+    rows, cols, wts = [], [], []
+    for a, b, mask, length in moves:
+        rows.append(idx[a][mask])
+        cols.append(idx[b][mask])
+        wts.append(np.full(int(mask.sum()), length) if cost is None
+                   else length * 0.5 * (cost[a][mask] + cost[b][mask]))
     w = np.concatenate(wts) * grid.res
-    graph = coo_matrix((w, (r, c)), shape=(ny * nx, ny * nx)).tocsr()
+    graph = coo_matrix((w, (np.concatenate(rows), np.concatenate(cols))), shape=(ny * nx, ny * nx)).tocsr()
     iy, ix = grid.to_cell(target)
     dist, pred = dijkstra(graph, directed=False, indices=iy * nx + ix, return_predecessors=True)
     dist = dist.reshape(ny, nx)

@@ -214,3 +214,84 @@ def test_rls_bounds_and_bad_options() -> None:
         make_core("esn", 3, 1, units=10, radius_method="qr")
     with pytest.raises(ValueError):
         make_core("lsm", 3, 1, units=10, v_reset=2.0)
+
+
+def test_sparse_recurrence_matches_fan_in_gather_and_tracks_weight_changes() -> None:
+    core = make_core("esn", 4, 2, units=120, seed=2)
+    s = torch.randn(5, 120)
+    gathered = (s[:, core.rec_idx] * core.rec_val).sum(-1)
+    with torch.no_grad():
+        torch.testing.assert_close(core._recurrent(s), gathered, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(torch.from_numpy(core.recurrent_matrix()).float() @ s.T, gathered.T,
+                                   rtol=1e-5, atol=1e-5)
+        core.load_state_dict(make_core("esn", 4, 2, units=120, seed=7).state_dict())  # new W: cache rebuilt
+        torch.testing.assert_close(core._recurrent(s), (s[:, core.rec_idx] * core.rec_val).sum(-1),
+                                   rtol=1e-5, atol=1e-5)
+    s.requires_grad_(True)
+    core._recurrent(s).sum().backward()  # the autograd path (gather) still gives gradients
+    assert s.grad is not None and s.grad.abs().sum() > 0
+    import copy
+    import pickle
+
+    pickle.dumps(copy.deepcopy(core))  # the cached CSR copy is not part of the pickled state
+
+
+@pytest.mark.parametrize("dale", [True, False])
+def test_compiled_lsm_equals_torch_reference(dale: bool) -> None:
+    core = make_core("lsm", 6, 2, units=150, substeps=4, dale=dale, seed=4)
+    x = torch.randn(3, 25, 6)
+    state = core.initial_state(3)
+    with torch.no_grad():
+        first, mid = core._reservoir(x[:, :10], state)  # two calls carry the state across the split
+        second, end = core._reservoir(x[:, 10:], mid)
+        ref, ref_end = core._reservoir_torch(x, state)
+    assert ref.sum() > 0  # spikes happened
+    torch.testing.assert_close(torch.cat([first, second], 1), ref)
+    torch.testing.assert_close(end, ref_end)
+
+
+def test_ridge_chunked_triangular_gram_equals_float64_and_alpha_grid() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3000, 40)) + rng.normal(size=40)
+    y = x @ rng.normal(size=(40, 2)) + 0.1 * rng.normal(size=(3000, 2))
+    exact = RidgeAccumulator(40, 2)
+    exact.add(x, y)
+    chunked = RidgeAccumulator(40, 2, chunk_rows=700, block=16)  # blocks that do not divide 40
+    for part in np.array_split(np.arange(3000), 9):
+        chunked.add(torch.as_tensor(x[part], dtype=torch.float32),
+                    torch.as_tensor(y[part], dtype=torch.float32))
+    g1, c1, m1, _ = exact.centred()
+    g2, c2, m2, _ = chunked.centred()
+    np.testing.assert_allclose(g2, g1, rtol=1e-4, atol=1e-2)
+    np.testing.assert_allclose(g2, g2.T)
+    np.testing.assert_allclose(c2, c1, rtol=1e-4, atol=1e-2)
+    assert chunked.n == 3000
+    grid = chunked.solve_many([1e-4, 1e-2, 1.0])
+    for alpha, (w, b) in grid.items():
+        w1, b1 = exact.solve(alpha)
+        np.testing.assert_allclose(w, w1, rtol=1e-3, atol=1e-4)
+        np.testing.assert_allclose(b, b1, rtol=1e-3, atol=1e-3)
+    assert np.linalg.norm(grid[1.0][0]) < np.linalg.norm(grid[1e-4][0])
+    with pytest.raises(ValueError, match="must be"):
+        chunked.add(np.zeros((3, 41)), np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="no data"):
+        RidgeAccumulator(3, 1).solve(1.0)
+
+
+def test_rls_matches_textbook_recursion_with_forgetting_and_cap() -> None:
+    rng = np.random.default_rng(5)
+    d, lam = 4, 0.9
+    rls = RLS(np.zeros((2, d)), np.zeros(2), forgetting=lam, delta=0.5)
+    theta, p_mat, cap = np.zeros((d + 1, 2)), 0.5 * np.eye(d + 1), 0.5 * (d + 1)
+    for t in range(600):  # the cap binds once the input stops exciting most directions
+        x = rng.normal(size=d) if t < 100 else np.array([1.0, 0, 0, 0]) * rng.normal()
+        y = rng.normal(size=2)
+        rls.update(x, y)
+        phi = np.append(x, 1.0)
+        k = p_mat @ phi / (lam + phi @ p_mat @ phi)
+        theta = theta + np.outer(k, y - phi @ theta)
+        p_mat = (p_mat - np.outer(k, phi @ p_mat)) / lam
+        if np.trace(p_mat) > cap:
+            p_mat *= cap / np.trace(p_mat)
+    np.testing.assert_allclose(rls.theta, theta, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(rls.P, p_mat, rtol=1e-6, atol=1e-9)
