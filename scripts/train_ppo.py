@@ -27,8 +27,10 @@ import os
 
 # numba's parallel LTC kernels pay a large per-call launch cost on a loaded 2-core machine even when
 # told to use one thread (~8 ms vs ~1 ms per single-step call); PPO calls the core once per env step,
-# so pin numba to one thread before it is imported (override by exporting NUMBA_NUM_THREADS)
-os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+# so pin numba to one thread before it is imported (override by exporting NUMBA_NUM_THREADS). Only when run
+# as a script: a process that imports this module (the tests) may have started numba's threads already.
+if __name__ == "__main__":
+    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
