@@ -6,7 +6,8 @@
 
 Reads ``results/<env>-<policy>/<suite>.json`` (written by ``scripts/train_zoo.py`` and
 ``liquid-control evaluate``), the shipped cards ``policies/*/card.json`` and, where present,
-``results/<env>-robustness/robustness.json`` (+ PNG) and ``docs/*.gif``.
+``results/<env>-robustness/robustness.json`` (+ PNG), ``results/adaptation/*/*-summary.json`` and
+``docs/*.gif``.
 """
 
 from __future__ import annotations
@@ -82,7 +83,9 @@ def env_section(root: Path, env: str, by_policy: dict[str, dict[str, dict]]) -> 
 
 
 def seeds_section(root: Path, env: str, policies: list[str]) -> list[str]:
-    """Every training seed's **val** success (what chose the shipped seed) and its training wall-clock."""
+    """Every training seed's **val** success (what chose the shipped seed), its training wall-clock and,
+    where ``train_zoo.py`` evaluated every seed after selection, its **test** success and the mean and
+    spread over seeds (the fair comparison of cores: not one val-selected seed each)."""
     rows = []
     for policy in policies:
         card = root / "policies" / f"{env}-{policy}" / "card.json"
@@ -91,16 +94,29 @@ def seeds_section(root: Path, env: str, policies: list[str]) -> list[str]:
         if not seeds or not all(isinstance(s, dict) and "val" in s for s in seeds):
             continue
         shipped = data.get("config", {}).get("seed")
-        per_seed = []
+        per_seed, per_test, tests = [], [], []
         for s in sorted(seeds, key=lambda s: s["seed"]):
             mark = "*" if len(seeds) > 1 and s["seed"] == shipped else ""
             per_seed.append(f"s{s['seed']}{mark}: {cell(s['val'].get('success_rate'))} "
                             f"({s['train_wall_clock_s'] / 60:.0f} min)")
-        rows.append(f"| {policy} | {len(seeds)} | " + "; ".join(per_seed) + " |")
+            test = (s.get("test") or {}).get("success_rate")
+            if test:
+                per_test.append(f"s{s['seed']}: {test['mean']:.2f}")
+                tests.append(test["mean"])
+        spread = "–"
+        if len(tests) == len(seeds) and len(tests) > 1:
+            mean = sum(tests) / len(tests)
+            sd = (sum((t - mean) ** 2 for t in tests) / (len(tests) - 1)) ** 0.5
+            spread = f"{mean:.2f} ± {sd:.2f}"
+        rows.append(f"| {policy} | {len(seeds)} | " + "; ".join(per_seed) + " | "
+                    + ("; ".join(per_test) or "–") + f" | {spread} |")
     if not rows:
         return []
-    return ["**Training seeds**: val-split success of every seed (training wall-clock); `*` = shipped "
-            "(best on val)", "", "| policy | seeds | val success per seed |", "|---|---|---|", *rows, ""]
+    return ["**Training seeds**: val-split success of every seed (training wall-clock; `*` = shipped, best "
+            "on val) and, where every seed was also evaluated after selection, its test success and the "
+            "mean ± sd over seeds", "",
+            "| policy | seeds | val success per seed | test success per seed | test, mean ± sd over seeds |",
+            "|---|---|---|---|---|", *rows, ""]
 
 
 def robustness_section(root: Path, path: Path) -> list[str]:
@@ -118,11 +134,32 @@ def robustness_section(root: Path, path: Path) -> list[str]:
     return lines
 
 
+def adaptation_section(root: Path) -> list[str]:
+    """Online readout adaptation (``scripts/reservoir_adapt.py``): success per condition vs frozen."""
+    rows = []
+    for path in sorted((root / "results" / "adaptation").glob("*/*-summary.json")):
+        summary = json.loads(path.read_text())
+        suite = path.name.removesuffix("-summary.json")
+        for c in summary["conditions"]:
+            rows.append(f"| {path.parent.name} | {suite} | {c['condition']} | {cell(c['success_rate'])} | "
+                        f"{cell(c.get('success_minus_frozen'))} | {c['success_rate'].get('n', '–')} |")
+    if not rows:
+        return []
+    return ["### Online readout adaptation (reservoir cores)", "",
+            "`frozen` = the shipped readout; `rls-all` = RLS on the readout with the privileged expert "
+            "teaching at every step (it never acts, but it is there all episode); `rls-first-K` = the "
+            "expert teaches the first K control steps only, then the adapted readout flies alone. "
+            "Paired difference of success against `frozen` with a bootstrap CI over the same episodes.", "",
+            "| policy | suite | condition | success | success − frozen | episodes |",
+            "|---|---|---|---|---|---|", *rows, ""]
+
+
 def build(root: Path) -> str:
     table = load_results(root)
     if not table:
         return "No results yet: run `scripts/train_zoo.py` (see above)."
-    return "\n".join(env_section(root, env, table[env]) for env in sorted(table))
+    sections = [env_section(root, env, table[env]) for env in sorted(table)]
+    return "\n".join(sections + adaptation_section(root))
 
 
 def main() -> int:

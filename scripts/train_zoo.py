@@ -10,7 +10,10 @@ a finished training run (its ``summary.json``) is reused. Shipping writes the ch
 with the evaluation results, and the per-suite ``results/<env>-<core>/<suite>.json`` that
 ``scripts/make_tables.py`` turns into the README tables. The expert is evaluated on the same suites
 (``results/<env>-expert/``) as the reference. Model selection uses the val split only: test and OOD
-suites are looked at once, after selection.
+suites are looked at once, after selection. After selection every seed (not only the shipped one) is also
+evaluated on the ``test`` suite (``results/<env>-<core>/seeds/test-s<seed>.json``), so the README can
+compare cores across training seeds rather than by one val-selected seed each (``--no-seed-tests`` skips
+it).
 """
 
 from __future__ import annotations
@@ -75,6 +78,34 @@ def evaluate_suites(policy: str, args: argparse.Namespace, dest: Path) -> dict:
     return out
 
 
+def test_every_seed(runs: list[dict], args: argparse.Namespace, dest: Path) -> None:
+    """Evaluate every seed's checkpoint on the ``test`` suite (after selection; never used to select).
+
+    Writes ``dest/test-s<seed>.json`` (reused when present with the same episode count) and puts the
+    metrics into each run record as ``run["test"]``.
+    """
+    todo = []
+    for run in runs:
+        path = dest / f"test-s{run['seed']}.json"
+        if path.exists() and json.loads(path.read_text()).get("episodes") == args.eval_episodes:
+            run["test"] = _headline(json.loads(path.read_text()))
+        else:
+            todo.append(run)
+    if not todo:
+        return
+    condition = resolve_condition(args.env, suite="test")
+    results = evaluate_many([(r["checkpoint"], args.env, condition) for r in todo], args.eval_episodes,
+                            seed=0, workers=args.workers, desc=f"test every seed {dest.parent.name}")
+    for run, res in zip(todo, results, strict=True):
+        res["training_seed"] = run["seed"]
+        write_results(res, dest / f"test-s{run['seed']}.json")
+        run["test"] = _headline(res)
+
+
+def _headline(res: dict) -> dict:
+    return {k: res["metrics"][k] for k in ("success_rate", "spl", "collision_rate", "timeout_rate")}
+
+
 def ship(best: dict, args: argparse.Namespace, env_short: str, demos_manifest: dict, runs: list) -> Path:
     """Copy the selected checkpoint into policies/ and evaluate it on every suite.
 
@@ -98,7 +129,8 @@ def ship(best: dict, args: argparse.Namespace, env_short: str, demos_manifest: d
         "name": name,
         "selection": {"split": "val", "selected_seed": best["seed"], "val": best["val"],
                       "seeds": [{"seed": r["seed"], "val": r["val"],
-                                 "train_wall_clock_s": r["train_wall_clock_s"]} for r in runs]},
+                                 "train_wall_clock_s": r["train_wall_clock_s"],
+                                 **({"test": r["test"]} if "test" in r else {})} for r in runs]},
         "demonstrations": {k: demos_manifest.get(k) for k in ("env_id", "counts", "expert")},
         "train_wall_clock_s": best["train_wall_clock_s"],
         "evaluation": {"episodes": args.eval_episodes, "seed": 0, "suites": results},
@@ -123,6 +155,8 @@ def main() -> int:
     p.add_argument("--eval-episodes", type=int, default=100)
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--no-ship", action="store_true", help="train and select only")
+    p.add_argument("--no-seed-tests", action="store_true",
+                   help="do not evaluate every training seed on the test suite after selection")
     p.add_argument("--out", default=str(ROOT / "runs" / "zoo"))
     p.add_argument("--demos", default=None,
                    help="train on this existing demonstration dataset (read only, never collected into) "
@@ -146,6 +180,8 @@ def main() -> int:
     for core in args.cores.split(","):
         runs = [train_one(args, core, s, demos, out / f"{env_short}-{core}-s{s}") for s in seeds]
         best = max(runs, key=lambda r: (r["val"]["success_rate"]["mean"], r["val"]["spl"]["mean"] or 0.0))
+        if not args.no_ship and not args.no_seed_tests:  # after selection: test results never pick a seed
+            test_every_seed(runs, args, ROOT / "results" / f"{env_short}-{core}" / "seeds")
         if not args.no_ship:
             dest = ship(best, args, env_short, manifest, runs)
             print(f"[ship] {dest.relative_to(ROOT)} (seed {best['seed']})", flush=True)

@@ -1,5 +1,10 @@
-"""The shipped policy zoo: every checkpoint loads, its card tells the truth, and its evaluation
-reproduces episode by episode (evaluation is a pure function of policy, suite and seed)."""
+"""The shipped policy zoo: every checkpoint loads, its card tells the truth, and a short re-evaluation
+on the same test episodes reproduces the card's success rate within its 95% CI.
+
+Evaluation is a pure function of policy, suite and seed on one machine and dependency set (tested in
+tests/evaluate), but not bit for bit across machines: a closed loop amplifies last-bit differences of
+numpy's or PyBullet's floating point (e.g. another CPU's SIMD kernels), so a policy evaluated elsewhere
+can flip single episodes. The criterion is therefore statistical, as issue 9 asks."""
 
 from __future__ import annotations
 
@@ -40,9 +45,15 @@ def test_shipped_policy_loads_and_info_matches_card(ckpt):
 def test_short_evaluation_reproduces_the_shipped_results(ckpt):
     env_id = json.loads((ckpt / "config.json").read_text())["env_id"]
     reference = json.loads((ROOT / "results" / ckpt.name / "test.json").read_text())
-    n = 10
+    n = 20
     res = evaluate(str(ckpt), env_id, suite="test", episodes=n, seed=reference["seed"], workers=1,
                    progress=False)
-    keys = ("seed", "layout_id", "success", "collision", "steps")
+    keys = ("seed", "layout_id")
     assert [{k: e[k] for k in keys} for e in res["per_episode"]] == \
-           [{k: e[k] for k in keys} for e in reference["per_episode"][:n]]
+           [{k: e[k] for k in keys} for e in reference["per_episode"][:n]]  # the same episodes
+    lo, hi = _card(ckpt)["evaluation"]["suites"]["test"]["success_rate"]["ci95"]
+    pairs = zip(res["per_episode"], reference["per_episode"][:n], strict=True)
+    same = sum(a["success"] == b["success"] for a, b in pairs)
+    rate = res["metrics"]["success_rate"]["mean"]
+    assert lo <= rate <= hi, f"success {rate:.2f} outside the card's CI [{lo:.2f}, {hi:.2f}] " \
+                             f"({same}/{n} episodes with the shipped outcome)"

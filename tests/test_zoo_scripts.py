@@ -1,0 +1,71 @@
+"""scripts/make_tables.py and scripts/train_zoo.py: the README tables are current, the per-seed table."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(f"{name}_script", ROOT / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def tables():
+    return _script("make_tables")
+
+
+def test_readme_tables_are_generated_from_results(tables):
+    """The README block equals what make_tables.py builds from results/ and the cards (no hand edits)."""
+    text = (ROOT / "README.md").read_text()
+    head, rest = text.split(tables.START, 1)
+    block = rest.split(tables.END, 1)[0]
+    assert block.strip() == tables.build(ROOT).strip(), "README is stale: run scripts/make_tables.py"
+
+
+def _card(root: Path, name: str, seeds: list[dict], shipped: int) -> None:
+    d = root / "policies" / name
+    d.mkdir(parents=True)
+    (d / "card.json").write_text(json.dumps({"config": {"seed": shipped}, "selection": {"seeds": seeds}}))
+
+
+def _m(x: float) -> dict:
+    return {"mean": x, "ci95": [x - 0.1, x + 0.1]}
+
+
+def test_seeds_section_reports_test_mean_and_sd_over_seeds(tables, tmp_path: Path):
+    seeds = [{"seed": k, "val": {"success_rate": _m(v)}, "train_wall_clock_s": 60.0,
+              "test": {"success_rate": _m(t)}} for k, v, t in [(0, 0.5, 0.4), (1, 0.7, 0.6), (2, 0.6, 0.8)]]
+    _card(tmp_path, "rovernav-ltc", seeds, shipped=1)
+    _card(tmp_path, "rovernav-mlp", [{**s, "test": None} for s in seeds], shipped=0)  # no seed tests
+    lines = tables.seeds_section(tmp_path, "rovernav", ["ltc", "mlp"])
+    ltc = next(x for x in lines if x.startswith("| ltc "))
+    assert "s1*: 0.70" in ltc and "s0: 0.40; s1: 0.60; s2: 0.80" in ltc and "0.60 ± 0.20" in ltc
+    mlp = next(x for x in lines if x.startswith("| mlp "))
+    assert mlp.endswith("| – | – |")
+
+
+@pytest.mark.slow
+def test_test_every_seed_evaluates_each_run_and_reuses_files(tmp_path: Path):
+    zoo = _script("train_zoo")
+    args = argparse.Namespace(env="LiquidControl/RoverNav-v0", eval_episodes=2, workers=1)
+    runs = [{"seed": 0, "checkpoint": "expert"}, {"seed": 1, "checkpoint": "random"}]
+    zoo.test_every_seed(runs, args, tmp_path / "seeds")
+    saved = json.loads((tmp_path / "seeds" / "test-s0.json").read_text())
+    assert saved["training_seed"] == 0 and saved["episodes"] == 2 and saved["condition"] == "test"
+    assert runs[0]["test"]["success_rate"]["mean"] == 1.0  # the expert reaches the goal
+    assert runs[1]["test"]["success_rate"]["mean"] < 1.0  # random actions do not
+    shutil.copy(tmp_path / "seeds" / "test-s0.json", tmp_path / "seeds" / "test-s1.json")
+    again = [{"seed": 1, "checkpoint": "random"}]
+    zoo.test_every_seed(again, args, tmp_path / "seeds")  # reused from the file: no new evaluation
+    assert again[0]["test"]["success_rate"]["mean"] == 1.0
