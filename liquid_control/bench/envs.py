@@ -9,9 +9,12 @@ The raw loop starts from the env's reset state and applies nothing, so a drone f
 the ground (a ground contact every step, which costs more than free flight) and the rover stands still.
 For the drones a second, airborne reference is reported too (``airborne_*``): the body held in the air
 by one ``applyExternalForce`` of its weight per substep, the least a flying body needs, i.e. the
-physics workload the env actually has; it is the stricter ceiling. Per-CPU-second figures
-(``time.process_time``) are given next to wall-clock ones because on a loaded machine only they and
-same-run ratios are meaningful.
+physics workload the env actually has; it is the stricter ceiling. Envs whose range sensor casts with
+``rayTestBatch`` (DroneNav) also get a raw ray reference (``raw_ray_scans_per_cpu_s``: the same rays,
+from the reset pose, as one ``rayTestBatch`` call of precomputed lists per scan) and the ceiling of
+airborne physics plus one such scan per control step (``airborne_raw_plus_rays_*``). Per-CPU-second
+figures (``time.process_time``) are given next to wall-clock ones because on a loaded machine only they
+and same-run ratios are meaningful.
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ def env_steps_per_s(env_id: str, steps: int, seed: int = 0) -> dict[str, Any]:
         p.stepSimulation(physicsClientId=client)
     raw_time, raw_cpu = time.perf_counter() - t0, time.process_time() - c0
     airborne_cpu = _airborne_raw_cpu(env, seed, n_phys)
+    rays_cpu = _raw_rays_cpu(env, seed, steps)
     env.close()
     sps = steps / env_time
     raw = n_phys / raw_time
@@ -91,6 +95,12 @@ def env_steps_per_s(env_id: str, steps: int, seed: int = 0) -> dict[str, Any]:
         air_per_cpu = n_phys / max(airborne_cpu, 1e-9) / sub
         out.update({"airborne_raw_env_equivalent_steps_per_cpu_s": air_per_cpu,
                     "fraction_of_airborne_raw_per_cpu": env_per_cpu / air_per_cpu})
+    if rays_cpu is not None:
+        out["raw_ray_scans_per_cpu_s"] = steps / max(rays_cpu, 1e-9)
+        if airborne_cpu is not None:
+            ceiling = steps / max(airborne_cpu + rays_cpu, 1e-9)
+            out.update({"airborne_raw_plus_rays_env_equivalent_steps_per_cpu_s": ceiling,
+                        "fraction_of_airborne_raw_plus_rays_per_cpu": env_per_cpu / ceiling})
     out["load_average_1min"] = os.getloadavg()[0]
     return out
 
@@ -111,6 +121,26 @@ def _airborne_raw_cpu(env: Any, seed: int, n_phys: int) -> float | None:
     for _ in range(n_phys):
         force(body, -1, lift, origin, frame, c)
         step(c)
+    return time.process_time() - c0
+
+
+def _raw_rays_cpu(env: Any, seed: int, scans: int) -> float | None:
+    """CPU seconds of ``scans`` raw ``rayTestBatch`` calls of the env's range-sensor rays from the reset
+    pose (precomputed from/to lists), or None when its sensor does not cast with ``rayTestBatch``."""
+    import pybullet as p
+
+    from liquid_control.sim.sensors import RangeSensor
+
+    env.reset(seed=seed)  # the reset observation cast the rays once: their from/to points are the sensor's
+    sensor = getattr(env.unwrapped, "sensor", None)
+    if not isinstance(sensor, RangeSensor):
+        return None
+    c = env.unwrapped.world.client
+    frm, to = np.asarray(sensor.last_from).tolist(), sensor.last_to.tolist()
+    ray = p.rayTestBatch
+    c0 = time.process_time()
+    for _ in range(scans):
+        ray(frm, to, physicsClientId=c)
     return time.process_time() - c0
 
 
@@ -176,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
     with open(args.out, "w") as f:
         json.dump(out, f, indent=2)
     print(f"{'env':32s} {'steps/s':>9s} {'/cpu-s':>8s} {'raw-phys eq.':>12s} {'of raw':>7s} "
-          f"{'/cpu':>5s} {'air/cpu':>7s} {'vec1':>8s} {'vec2':>8s} {'2v1':>5s}")
+          f"{'/cpu':>5s} {'air/cpu':>7s} {'+rays':>6s} {'vec1':>8s} {'vec2':>8s} {'2v1':>5s}")
     for env_id, r in out["envs"].items():
         if "skipped" in r:
             print(f"{env_id:32s} skipped ({r['skipped'][:60]})")
@@ -186,9 +216,11 @@ def run(args: argparse.Namespace) -> int:
             vec = (f"{r['subproc_1_steps_per_s']:8.0f} {r['subproc_2_steps_per_s']:8.0f} "
                    f"{r['subproc_speedup_2v1']:5.2f}")
         air = r.get("fraction_of_airborne_raw_per_cpu")
+        rays = r.get("fraction_of_airborne_raw_plus_rays_per_cpu")
         print(f"{env_id:32s} {r['env_steps_per_s']:9.0f} {r['env_steps_per_cpu_s']:8.0f} "
               f"{r['raw_env_equivalent_steps_per_s']:12.0f} "
               f"{r['fraction_of_raw_limit']:7.2f} {r['fraction_of_raw_limit_per_cpu']:5.2f} "
-              f"{'-' if air is None else format(air, '.2f'):>7s} {vec}")
+              f"{'-' if air is None else format(air, '.2f'):>7s} "
+              f"{'-' if rays is None else format(rays, '.2f'):>6s} {vec}")
     print(f"wrote {args.out}")
     return 0

@@ -1,5 +1,8 @@
 """Range sensing: ray fans cast with one ``rayTestBatch`` call (any direction) or exactly in the plane
-on the layout's primitives (horizontal rays; much faster), plus noise/dropout and clearance helpers."""
+on the layout's primitives (horizontal rays; much faster), plus noise/dropout and clearance helpers.
+
+The planar casts and clearance queries run their arithmetic in compiled loops (``_cast_numba``, numba)
+that give the same floats as the numpy formulation kept here (``compiled=False``; tests pin this)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,11 @@ import numpy as np
 import pybullet as p
 
 from liquid_control.sim.layouts import Layout
+
+try:  # compiled loops of PlanarScene.cast (bit-identical to the numpy formulation below)
+    from liquid_control.sim import _cast_numba
+except ImportError:  # pragma: no cover - numba is a dependency; numpy fallback
+    _cast_numba = None
 
 
 def ring_directions(n: int, fov_deg: float = 360.0, up: int = 0, down: int = 0,
@@ -63,7 +71,8 @@ class RangeSensor:
         dirs = self.directions @ rotation.T
         self._origin = origin
         self.last_to = to = origin + dirs * self.max_range
-        hits = p.rayTestBatch([origin.tolist()] * len(to), to, physicsClientId=self.client)  # same floats
+        # lists of the same floats: PyBullet converts nested lists about twice as fast as numpy rows
+        hits = p.rayTestBatch([origin.tolist()] * len(to), to.tolist(), physicsClientId=self.client)
         return np.array([h[2] for h in hits], dtype=np.float64)
 
     @property
@@ -113,17 +122,56 @@ class PlanarScene:
         self._ids = np.arange(n_obs)
         self._ids2 = np.concatenate([self._ids, self._ids])
         self._box_nhx, self._box_nhy = -self._box_hx, -self._box_hy
+        self._aranges: dict[int, np.ndarray] = {}
+        self._work: dict[str, np.ndarray] | None = None  # buffers of the compiled cast
+
+    def _cast_compiled(self, ox: float, oy: float, theta0: float, dtheta: float, n: int, full_circle: bool,
+                       best: np.ndarray) -> np.ndarray:
+        """:meth:`cast` with the arithmetic in compiled loops (``_cast_numba``) and the transcendental
+        functions in numpy on the same arrays as the numpy formulation: the same floats."""
+        w = self._work
+        if w is None:  # work buffers, reused by every cast of this scene
+            nc, nb = len(self.cyl), len(self.box_c)
+            w = {k: np.empty(nc) for k in ("cx", "cy", "d2c", "dc", "asin_arg", "cen_c", "asin")}
+            w.update({k: np.empty(nb) for k in ("bx", "by", "lx", "ly", "cen_b")})
+            w.update({k: np.empty((4, nb)) for k in ("px", "py", "corner_ang")})
+            w.update(inside=np.empty(nb, dtype=bool), lo=np.empty(nc + nb), hi=np.empty(nc + nb))
+            self._work = w
+        cn = _cast_numba
+        cyl = (self._cyl_x, self._cyl_y, self._cyl_r)
+        box = (self._box_x, self._box_y, self.box_cos, self.box_sin, self._box_hx, self._box_hy)
+        cn.cast_prepare(ox, oy, *cyl, *box, self.corner_x, self.corner_y, w["cx"], w["cy"], w["d2c"], w["dc"],
+                        w["asin_arg"], w["bx"], w["by"], w["lx"], w["ly"], w["inside"], w["px"], w["py"])
+        np.arctan2(w["cy"], w["cx"], out=w["cen_c"])
+        np.arcsin(w["asin_arg"], out=w["asin"])
+        np.arctan2(w["by"], w["bx"], out=w["cen_b"])
+        np.arctan2(w["py"], w["px"], out=w["corner_ang"])
+        cn.cast_extents(theta0, self._cyl_r, w["dc"], w["cen_c"], w["asin"], w["cen_b"], w["corner_ang"],
+                        w["inside"], w["lo"], w["hi"])
+        k = self._aranges.get(n)
+        if k is None:
+            k = self._aranges[n] = np.arange(n)
+        ray_ang = theta0 + k * dtheta  # the angles of the pairs' rays, once per ray
+        cn.cast_pairs(w["lo"], w["hi"], len(self.cyl), bool(full_circle), int(n), float(dtheta),
+                      np.cos(ray_ang), np.sin(ray_ang), w["cx"], w["cy"], self._cyl_r, w["d2c"], self.box_cos,
+                      self.box_sin, self._box_nsin, self._box_hx, self._box_hy, self._box_nhx, self._box_nhy,
+                      w["lx"], w["ly"], best)
+        return best
 
     def cast(self, origin: np.ndarray, theta0: float, dtheta: float, n: int, max_range: float,
-             full_circle: bool) -> np.ndarray:
+             full_circle: bool, compiled: bool = True) -> np.ndarray:
         """Hit distances (m; ``max_range`` when nothing is hit) of a fan of ``n`` horizontal rays at world
         angles ``theta0 + k * dtheta`` from ``origin``.
 
         Each obstacle covers a contiguous range of ray indices (from its angular extent seen from the
-        origin), so only (ray, obstacle) pairs that can intersect are tested: all work is on short arrays."""
+        origin), so only (ray, obstacle) pairs that can intersect are tested: all work is on short arrays.
+        The pair tests run in a compiled loop when numba is available (``compiled``; same floats as the
+        numpy formulation, which ``compiled=False`` selects)."""
         ox, oy = float(origin[0]), float(origin[1])
         best = np.empty(n)
         best.fill(float(max_range))
+        if _cast_numba is not None and compiled:
+            return self._cast_compiled(ox, oy, theta0, dtheta, n, full_circle, best)
         two_pi = 2 * np.pi
         # -- angular extent of every obstacle seen from the origin: centre angle +- half width
         cx = self.cyl[:, 0] - ox
@@ -207,9 +255,14 @@ class PlanarScene:
         np.minimum.at(best, k, t)
         return best
 
-    def clearance(self, xy: np.ndarray) -> float:
-        """Distance (m) from ``xy`` to the nearest obstacle surface (negative inside one)."""
+    def clearance(self, xy: np.ndarray, compiled: bool = True) -> float:
+        """Distance (m) from ``xy`` to the nearest obstacle surface (negative inside one); in a compiled loop
+        when numba is available (``compiled``; same floats as the numpy formulation)."""
         x, y = float(xy[0]), float(xy[1])
+        if _cast_numba is not None and compiled:
+            box = (self._box_x, self._box_y, self.box_cos, self.box_sin, self._box_nsin, self._box_hx,
+                   self._box_hy)
+            return _cast_numba.clearance(x, y, self._cyl_x, self._cyl_y, self._cyl_r, *box)
         best = np.inf
         if len(self.cyl):
             best = float((np.hypot(self._cyl_x - x, self._cyl_y - y) - self._cyl_r).min())

@@ -22,6 +22,7 @@ def test_bench_envs_writes_json(tmp_path, capsys):
     assert r["fraction_of_raw_limit"] < 1.5
     assert 0 < r["fraction_of_raw_limit_per_cpu"] < 1.5
     assert "airborne_raw_env_equivalent_steps_per_cpu_s" not in r  # only bodies that fly have one
+    assert "raw_ray_scans_per_cpu_s" not in r  # its lidar is cast in the plane, not with rayTestBatch
     assert "RoverNav" in capsys.readouterr().out
 
 
@@ -34,6 +35,18 @@ def test_bench_envs_drone_has_an_airborne_reference(tmp_path):
     assert r["airborne_raw_env_equivalent_steps_per_cpu_s"] > 0
     # the env flies the same body through the same substeps plus control: it cannot beat that loop by much
     assert 0 < r["fraction_of_airborne_raw_per_cpu"] < 1.5
+
+
+def test_bench_envs_dronenav_has_a_raw_ray_reference(tmp_path):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "envs", "--steps", "20", "--no-vec", "--env", "LiquidControl/DroneNav-v0",
+                 "--out", str(out)]) == 0
+    r = json.loads(out.read_text())["envs"]["LiquidControl/DroneNav-v0"]
+    assert r["raw_ray_scans_per_cpu_s"] > 0
+    # the ceiling of airborne physics plus one raw scan per step is below the physics-only one
+    assert (r["airborne_raw_plus_rays_env_equivalent_steps_per_cpu_s"]
+            < r["airborne_raw_env_equivalent_steps_per_cpu_s"])
+    assert 0 < r["fraction_of_airborne_raw_plus_rays_per_cpu"] < 1.5
 
 
 def test_bench_envs_rejects_bad_input(tmp_path):

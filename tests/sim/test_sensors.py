@@ -79,3 +79,24 @@ def test_clearance_of_primitives():
     assert clearance(lay, np.array([x, y])) <= -r + 1e-9
     far = np.array([x + r + 0.05, y])
     assert clearance(lay, far) <= 0.05 + 1e-9
+
+
+@pytest.mark.parametrize("kind, family", [("rover", "forest"), ("rover", "rooms"), ("rover", "maze"),
+                                          ("drone", "walls"), ("drone", "city")])
+def test_compiled_cast_and_clearance_are_bit_identical_to_numpy(kind, family):
+    """The compiled loops of PlanarScene (numba) give the very floats of the numpy formulation."""
+    pytest.importorskip("numba")
+    rng = np.random.default_rng(7)
+    for seed in range(3):
+        scene = PlanarScene(generate(family, 2_000_000 + seed, kind=kind))
+        for n, fov in [(64, 270.0), (33, 360.0), (32, 360.0), (7, 90.0), (1, 10.0)]:
+            sens = PlanarRangeSensor(scene, ring_directions(n, fov), 8.0)
+            for _ in range(40):
+                o = np.array([*rng.uniform(-13.0, 13.0, 2), 0.1])  # also inside obstacles / off the arena
+                th = sens.theta0 + rng.uniform(-10.0, 10.0)
+                args = (o, th, sens.dtheta, n, 8.0, sens.full_circle)
+                fast, ref = scene.cast(*args), scene.cast(*args, compiled=False)
+                assert fast.tobytes() == ref.tobytes()
+        for xy in rng.uniform(-13.0, 13.0, (300, 2)):
+            fast, ref = scene.clearance(xy), scene.clearance(xy, compiled=False)
+            assert np.float64(fast).tobytes() == np.float64(ref).tobytes()
