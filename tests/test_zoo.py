@@ -1,10 +1,14 @@
 """The shipped policy zoo: every checkpoint loads, its card tells the truth, and a short re-evaluation
-on the same test episodes reproduces the card's success rate within its 95% CI.
+on the first test episodes of the shipped evaluation reproduces their outcomes.
 
 Evaluation is a pure function of policy, suite and seed on one machine and dependency set (tested in
 tests/evaluate), but not bit for bit across machines: a closed loop amplifies last-bit differences of
 numpy's or PyBullet's floating point (e.g. another CPU's SIMD kernels), so a policy evaluated elsewhere
-can flip single episodes. The criterion is therefore statistical, as issue 9 asks."""
+can flip single episodes. The criterion is therefore paired and statistical: on the same 20 episodes at
+least 80% must end as they did when shipped (success or not). Issue 9 suggested "the 20-episode success
+rate lies within the card's 95% CI"; that is not a valid test of a 20-episode prefix of the 50 shipped
+episodes: with all 20 outcomes identical the prefix rate fell outside the 50-episode CI for 2 policies.
+"""
 
 from __future__ import annotations
 
@@ -51,9 +55,9 @@ def test_short_evaluation_reproduces_the_shipped_results(ckpt):
     keys = ("seed", "layout_id")
     assert [{k: e[k] for k in keys} for e in res["per_episode"]] == \
            [{k: e[k] for k in keys} for e in reference["per_episode"][:n]]  # the same episodes
-    lo, hi = _card(ckpt)["evaluation"]["suites"]["test"]["success_rate"]["ci95"]
     pairs = zip(res["per_episode"], reference["per_episode"][:n], strict=True)
     same = sum(a["success"] == b["success"] for a, b in pairs)
+    shipped = sum(e["success"] for e in reference["per_episode"][:n])
     rate = res["metrics"]["success_rate"]["mean"]
-    assert lo <= rate <= hi, f"success {rate:.2f} outside the card's CI [{lo:.2f}, {hi:.2f}] " \
-                             f"({same}/{n} episodes with the shipped outcome)"
+    assert same >= 0.8 * n, f"only {same}/{n} episodes end as shipped (success {rate:.2f} vs " \
+                            f"{shipped / n:.2f} shipped on these episodes)"

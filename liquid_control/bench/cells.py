@@ -6,11 +6,14 @@ policy LTC core) it measures, for our fused and reference LTC, the ncps LTC with
 
 * training throughput: forward + backward over a (B=64, T=64) batch, in steps/s (B*T per second),
   best of three interleaved rounds;
-* batch-1 latency of one control step without gradients (median, microseconds), also for our compiled
-  step (numba), the exported ONNX step under onnxruntime and the TorchScript step;
+* batch-1 latency of one control step without gradients (median, microseconds): ``cell(x, h)`` for each
+  model, our compiled step (``compile_step()``, numba), our sequence model on a (1, 1, F) input (the call
+  a closed-loop controller makes, ``ours_closed_loop``), the exported ONNX step under onnxruntime and the
+  TorchScript step;
 * memory autograd keeps for the backward pass at B=2, T=256 (saved tensors, MB).
 
-It prints a table and writes JSON with the figures and the ratios to ncps and to the LSTM.
+It prints a table and writes JSON with the figures, the ratios to ncps and to the LSTM (measured in the
+same run, so a busy machine slows both sides) and the load average before and after each configuration.
 """
 
 from __future__ import annotations
@@ -63,6 +66,14 @@ def _timed(fn: Callable[[], Any], min_seconds: float, min_reps: int) -> float:
         elapsed = time.perf_counter() - start
         if reps >= min_reps and elapsed >= min_seconds:
             return elapsed / reps
+
+
+def _load_average() -> float | None:
+    """The 1-minute load average (None where the OS has none)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
 
 
 def _train_rate(model: nn.Module, x: Tensor, min_seconds: float, min_reps: int) -> float:
@@ -145,6 +156,7 @@ def _bench_config(name: str, make_wiring: Callable[[], Any], args: argparse.Name
     batch, steps, t_mem = (8, 8, 16) if args.quick else (64, 64, 256)
     min_s = args.min_seconds if args.min_seconds is not None else (0.05 if args.quick else 1.0)
     min_reps, calls = (1, 20) if args.quick else (1, 300)
+    load_before = _load_average()
     torch.manual_seed(0)
     theirs = ncps_torch.LTC(INPUTS, make_wiring())
     models = {"ours_auto": from_ncps(theirs, implementation="auto")}
@@ -189,6 +201,8 @@ def _bench_config(name: str, make_wiring: Callable[[], Any], args: argparse.Name
         step = cells["ours_auto"].compile_step()
         xn, hn = x1[0].numpy(), h1[0].numpy()
         result["latency_us"]["ours_compiled_step"] = _latency_us(lambda: step(xn, hn), calls)
+    x11 = x1.unsqueeze(1)
+    result["latency_us"]["ours_closed_loop"] = _latency_us(lambda: models["ours_auto"](x11, h1), calls)
     with tempfile.TemporaryDirectory() as tmp:  # exported single step (reference graph, unfolds unrolled)
         onnx_path = export_onnx(models["ours_auto"], Path(tmp) / "ltc.onnx", INPUTS, n)
         session = onnx_session(onnx_path, threads=1)
@@ -199,6 +213,7 @@ def _bench_config(name: str, make_wiring: Callable[[], Any], args: argparse.Name
     xm = torch.randn(2, t_mem, INPUTS)  # batch 2: ncps keeps ~N*N floats per op, unfold and step
     for key, model in models.items():
         result[f"saved_mb_T{t_mem}"][key] = _saved_mb(model, xm)
+    result["load_average_1min"] = {"before": load_before, "after": _load_average()}
     tr, lat, mem = result["train_steps_per_s"], result["latency_us"], result[f"saved_mb_T{t_mem}"]
     result["ratios"] = {
         "train_auto_over_ncps": tr["ours_auto"] / tr["ncps"],
@@ -248,7 +263,8 @@ def _print_table(report: dict[str, Any]) -> None:
     print("-" * len(head))
     for name, r in report["configs"].items():
         mem_key = next(k for k in r if k.startswith("saved_mb"))
-        for model in (*r["train_steps_per_s"], "ours_compiled_step", "ours_onnxruntime", "ours_torchscript"):
+        extra = ("ours_compiled_step", "ours_closed_loop", "ours_onnxruntime", "ours_torchscript")
+        for model in (*r["train_steps_per_s"], *extra):
             tr, lat, mem = (
                 r["train_steps_per_s"].get(model),
                 r["latency_us"].get(model),

@@ -12,15 +12,19 @@ One call of :class:`LTCCell` advances the neuron potentials ``v`` by the elapsed
 (clip at 0) after each optimiser step. Masks are buffers, not parameters. Parameter names are those
 of ncps, so an ncps state dict loads directly (see :func:`liquid_control.nets.convert.from_ncps`).
 
-Two implementations compute the same function: ``"reference"`` (dense, readable, autograd) and
+Three implementations compute the same function: ``"reference"`` (dense, readable, autograd),
 ``"fused"`` (:mod:`liquid_control.nets.ltc_fast`: synapse lists, analytic backward over the unfolds,
-no B x N x N tensors kept for autograd). ``"auto"`` (default) uses the fused one.
+no B x N x N tensors kept for autograd) and ``"numba"`` (:mod:`liquid_control.nets.ltc_numba`: compiled
+kernels; training runs fast float32/float64 kernels, inference without gradients the compat kernel
+whose float bits the shipped policies were evaluated with). ``"auto"`` (default) is numba when it is
+importable, else fused.
 """
 
 from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -72,7 +76,14 @@ def check_input(x: Tensor, width: int, what: str = "input") -> None:
     """Raise ValueError on a wrong feature width or non-finite values."""
     if x.shape[-1] != width:
         raise ValueError(f"{what} has {x.shape[-1]} features, expected {width} (shape {tuple(x.shape)})")
-    if not bool(torch.isfinite(x).all()):
+    if not x.is_floating_point():
+        return
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
+        # numpy: no thread-pool overhead (torch's parallel kernel took milliseconds on a busy machine)
+        finite = bool(np.isfinite(x.detach().numpy()).all())
+    else:
+        finite = bool(torch.isfinite(x).all())
+    if not finite:
         raise ValueError(f"{what} contains NaN or inf")
 
 
@@ -256,8 +267,9 @@ class LTCCell(nn.Module):
             raise ValueError(
                 f"state must be ({inputs.shape[0]}, {self.state_size}), got {tuple(states.shape)}"
             )
-        if not self._batch1_inference(inputs, elapsed_time):  # that path checks values itself
-            check_input(inputs, self.sensory_size)
+        if self._batch1_inference(inputs, elapsed_time):  # compiled step; checks values itself
+            return ltc_numba.step_inference(self, inputs, states, float(elapsed_time))
+        check_input(inputs, self.sensory_size)
         return self.step(inputs, states, elapsed_time)
 
     def _batch1_inference(self, inputs: Tensor, elapsed_time: float | Tensor) -> bool:
@@ -267,6 +279,10 @@ class LTCCell(nn.Module):
             and (not torch.is_tensor(elapsed_time) or elapsed_time.numel() == 1)
             and self.resolved_implementation(inputs) == "numba"
         )
+
+    def _apply(self, fn, recurse=True):
+        self._edge_cache.clear()  # dtype/device conversions keep the tensors' identity and version
+        return super()._apply(fn, recurse)
 
     def compile_step(self):
         """A compiled batch-1 step on numpy arrays with the current weights frozen in
@@ -305,6 +321,14 @@ class LTCCell(nn.Module):
         if impl == "reference":
             return None
         steps, batch = x.shape[0], x.shape[1]
+        if impl == "numba":
+            if ltc_numba.needs_grad(self, x, h0, *([timespans] if torch.is_tensor(timespans) else [])):
+                # training: one autograd node (mappings included) over the fast kernels
+                return ltc_numba.train_sequence(self, x, h0, 1.0 if timespans is None else timespans, keep)
+            if not torch.is_tensor(timespans):
+                # inference (closed-loop control): compiled end to end, compat kernel bits
+                ts = 1.0 if timespans is None else float(timespans)
+                return ltc_numba.infer_mapped(self, x, h0, ts, keep)
         u = self._map_inputs(x)
         cm = self._positive(self.cm)
         if impl == "fused":

@@ -1,10 +1,18 @@
 """Compiled LTC kernels (numba): a whole sequence per call, forward and analytic backward.
 
 Samples of a batch are independent through time, so one compiled loop per sample runs all time steps,
-the sensory synapses and the ``ode_unfolds`` solver iterations over the synapse lists, in parallel over
-the batch. The backward pass recomputes each step's unfolds from the saved step-start potentials, so
-the memory kept for backward is (T, B, N) whatever ``ode_unfolds`` is. A batch-1 step kernel serves
-closed-loop control. Same function as ``LTCCell._ode_reference`` (tests compare them).
+the sensory synapses and the ``ode_unfolds`` solver iterations, in parallel over the batch. Two kernel
+families compute the same function as ``LTCCell._ode_reference`` (tests compare them):
+
+* fast (training, :class:`LTCSequence`, and ``compile_step``/batch-1 ``cell()`` steps): arithmetic in the
+  input's precision (float32 stays float32), a vectorisable exp (~1 ulp), synapses stored per source
+  neuron as contiguous runs of destinations (a dense matrix for FC wirings) so the inner loops vectorise,
+  FMA and reassociated sums allowed. One autograd node holds the input/output mappings too. Backward
+  recomputes each step's unfolds from the saved step-start potentials: the memory kept is (T, B, N)
+  twice whatever ``ode_unfolds`` is;
+* compat (inference without gradients, e.g. closed-loop controllers through ``LTC.forward``): float64
+  activations and a fixed operation order, bit-identical to the kernels every shipped policy was
+  evaluated with (so their stored per-episode results still reproduce).
 
 Import fails cleanly when numba is missing; :mod:`liquid_control.nets.ltc` then uses the torch path.
 """
@@ -12,13 +20,20 @@ Import fails cleanly when numba is missing; :mod:`liquid_control.nets.ltc` then 
 from __future__ import annotations
 
 import math
+import operator
+import types as types_module
 
 import numba
 import numpy as np
 import torch
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic, overload
 from torch import Tensor
 
-_OPTS = {"cache": True, "fastmath": False, "nogil": True}
+# error_model="numpy": no Python ZeroDivisionError check on each float division, which also kept LLVM
+# from vectorising every loop with a division in it; results are unchanged (IEEE division either way)
+_OPTS = {"cache": True, "fastmath": False, "nogil": True, "error_model": "numpy"}
 
 
 # exp(x) = 2^k exp(r), |r| <= ln2/2, exp(r) by its Taylor series to r^13 (< 1 ulp in float64). Written
@@ -30,12 +45,21 @@ _C = [1.0 / math.factorial(k) for k in range(14)]
 _C0, _C1, _C2, _C3, _C4, _C5, _C6, _C7, _C8, _C9, _C10, _C11, _C12, _C13 = _C
 
 
-def _sigmoid_into(z, out, bits):
-    """out[i] = 1 / (1 + exp(-z[i])) for float64 z, out; bits is int64 scratch of the same length."""
-    fl = bits.view(np.float64)
+@intrinsic
+def _bits_to_float(typingctx, x):
+    """Reinterpret an int32 (int64) as the float32 (float64) with the same bits."""
+    if x == types.int32:
+        return types.float32(types.int32), lambda ctx, b, sig, args: b.bitcast(args[0], ir.FloatType())
+    if x == types.int64:
+        return types.float64(types.int64), lambda ctx, b, sig, args: b.bitcast(args[0], ir.DoubleType())
+    return None
+
+
+def _sigmoid_into(z, out):
+    """out[i] = 1 / (1 + exp(-z[i])) for float64 z, out (compat arithmetic: no FMA, fixed order)."""
     for i in range(z.shape[0]):
         x = min(max(-z[i], -700.0), 700.0)
-        k = math.floor(x * _LOG2E + 0.5)
+        k = np.floor(x * _LOG2E + 0.5)
         r = (x - k * _LN2_HI) - k * _LN2_LO
         p = _C13 * r + _C12
         p = p * r + _C11
@@ -49,16 +73,14 @@ def _sigmoid_into(z, out, bits):
         p = p * r + _C3
         p = p * r + _C2
         p = p * r + _C1
-        out[i] = p * r + _C0
-        bits[i] = (np.int64(k) + 1023) << 52
-    for i in range(z.shape[0]):
-        out[i] = 1.0 / (1.0 + out[i] * fl[i])
+        p = p * r + _C0
+        out[i] = 1.0 / (1.0 + p * _bits_to_float((np.int64(k) + 1023) << 52))
 
 
 _sigmoid_jit = numba.njit(inline="always", **_OPTS)(_sigmoid_into)
 
 
-def _activate(pre, src, sig, mu, z, out, bits, n_dst, dense):
+def _activate(pre, src, sig, mu, z, out, n_dst, dense):
     """out[e] = sigmoid(sig[e] (pre[src[e]] - mu[e])); ``dense``: all synapses in row-major order."""
     if dense:  # contiguous loops the compiler vectorises
         for i in range(pre.shape[0]):
@@ -69,7 +91,7 @@ def _activate(pre, src, sig, mu, z, out, bits, n_dst, dense):
     else:
         for e in range(z.shape[0]):
             z[e] = sig[e] * (pre[src[e]] - mu[e])
-    _sigmoid_jit(z, out, bits)
+    _sigmoid_jit(z, out)
 
 
 def _collect(act, dst, wn, wd, num, den, dense):
@@ -87,40 +109,8 @@ def _collect(act, dst, wn, wd, num, den, dense):
             den[dst[e]] += act[e] * wd[e]
 
 
-def _grad_synapses(pre, act, gnum, gden, src, dst, sig, mu, wn, wd, dense, b, g_wn, g_wd, g_sig, g_mu, g_pre):
-    """Backward of _activate + _collect for sample b: parameter gradients and g_pre += d/d pre."""
-    n_dst = gnum.shape[0]
-    if dense:
-        for i in range(pre.shape[0]):
-            x = pre[i]
-            base = i * n_dst
-            acc = 0.0
-            for j in range(n_dst):
-                e = base + j
-                s = act[e]
-                g_wn[b, e] += s * gnum[j]
-                g_wd[b, e] += s * gden[j]
-                gz = (gnum[j] * wn[e] + gden[j] * wd[e]) * s * (1.0 - s)
-                g_sig[b, e] += gz * (x - mu[e])
-                g_mu[b, e] -= gz * sig[e]
-                acc += gz * sig[e]
-            g_pre[i] += acc
-    else:
-        for e in range(act.shape[0]):
-            x = pre[src[e]]
-            s = act[e]
-            gn, gd = gnum[dst[e]], gden[dst[e]]
-            g_wn[b, e] += s * gn
-            g_wd[b, e] += s * gd
-            gz = (gn * wn[e] + gd * wd[e]) * s * (1.0 - s)
-            g_sig[b, e] += gz * (x - mu[e])
-            g_mu[b, e] -= gz * sig[e]
-            g_pre[src[e]] += gz * sig[e]
-
-
 _activate_jit = numba.njit(**_OPTS)(_activate)
 _collect_jit = numba.njit(**_OPTS)(_collect)
-_grad_synapses_jit = numba.njit(**_OPTS)(_grad_synapses)
 
 
 def _forward_impl(
@@ -159,15 +149,15 @@ def _forward_impl(
         den = np.empty(n, dtype=h0.dtype)
         ns = np.empty(n, dtype=h0.dtype)
         ds = np.empty(n, dtype=h0.dtype)
-        zb, sb, bits = np.empty(src.shape[0]), np.empty(src.shape[0]), np.empty(src.shape[0], np.int64)
-        zs, ss, sbits = np.empty(ssrc.shape[0]), np.empty(ssrc.shape[0]), np.empty(ssrc.shape[0], np.int64)
+        zb, sb = np.empty(src.shape[0]), np.empty(src.shape[0])
+        zs, ss = np.empty(ssrc.shape[0]), np.empty(ssrc.shape[0])
         for t in range(steps):
             k = keep[t, b]
             for i in range(n):
                 v[i] *= k
                 ns[i] = 0.0
                 ds[i] = 0.0
-            _activate_jit(u[t, b], ssrc, ssig, smu, zs, ss, sbits, n, sdense)
+            _activate_jit(u[t, b], ssrc, ssig, smu, zs, ss, n, sdense)
             _collect_jit(ss, sdst, swn, swd, ns, ds, sdense)
             v_start[t, b, :] = v
             ns_out[t, b, :] = ns
@@ -176,77 +166,193 @@ def _forward_impl(
                 for i in range(n):
                     num[i] = cm_t[t, b, i] * v[i] + gvl[i] + ns[i]
                     den[i] = cm_t[t, b, i] + g[i] + ds[i] + eps
-                _activate_jit(v, src, sig, mu, zb, sb, bits, n, dense)
+                _activate_jit(v, src, sig, mu, zb, sb, n, dense)
                 _collect_jit(sb, dst, wn, wd, num, den, dense)
                 for i in range(n):
                     v[i] = num[i] / den[i]
             v_out[t, b, :] = v
 
 
-def _backward_impl(
-    gV,
-    u,
-    cm_t,
-    keep,
-    g,
-    gvl,
-    src,
-    dst,
-    sig,
-    mu,
-    wd,
-    wn,
-    ssrc,
-    sdst,
-    ssig,
-    smu,
-    swd,
-    swn,
-    eps,
-    unfolds,
-    v_start,
-    ns_all,
-    ds_all,
-    g_u,
-    g_h0,
-    g_cm,
-    g_g,
-    g_gvl,
-    g_sig,
-    g_mu,
-    g_wd,
-    g_wn,
-    g_ssig,
-    g_smu,
-    g_swd,
-    g_swn,
-):
-    """Reverse pass; per-sample parameter gradients (B, ...) are summed by the caller."""
+def _twin(fn, suffix: str):
+    """A copy of ``fn`` under another name. numba's on-disk cache names its files after the function and
+    does not key them by ``parallel``: a parallel and a serial compilation of one function would load
+    each other's machine code (the "parallel" kernels then ran serially, or the serial ones threaded)."""
+    twin = types_module.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix, fn.__defaults__)
+    twin.__qualname__ = fn.__qualname__ + suffix
+    twin.__doc__ = fn.__doc__
+    return twin
+
+
+_forward_par = numba.njit(parallel=True, **_OPTS)(_twin(_forward_impl, "_parallel"))
+_forward_ser = numba.njit(**_OPTS)(_forward_impl)
+
+
+# ----- fast kernels (training, batch-1 steps): the input's precision, loops LLVM vectorises -------------
+# The compat kernels above compute the activations in float64 with a strict operation order (the shipped
+# closed-loop results depend on those bits); they serve inference. Training runs these instead: float32
+# arithmetic for float32 inputs, fused multiply-adds and reassociated sums allowed (no nnan/ninf), a
+# vectorisable exp (bit-cast exponent, no libm call), contiguous per-source runs of destinations (a
+# dense matrix for FC), and gradients of sigma and mu gathered as two sums. They agree with the
+# reference to ~1e-6 (tests).
+_FAST = {"cache": True, "nogil": True, "error_model": "numpy",
+         "fastmath": {"nsz", "arcp", "contract", "afn", "reassoc"}}  # fmt: skip
+
+
+_F32 = np.float32
+# Taylor coefficients to r^7 (truncation < 0.5 ulp on |r| <= ln2/2)
+_E0, _E1, _E2, _E3, _E4, _E5, _E6, _E7 = (_F32(1.0 / math.factorial(k)) for k in range(8))
+
+
+def _exp32(x):
+    """exp(x) in float32 (~1 ulp), x clamped to [-87, 88]; vectorises (no calls, no branches)."""
+    x = min(max(x, _F32(-87.0)), _F32(88.0))
+    k = np.floor(x * _F32(_LOG2E) + _F32(0.5))
+    r = (x - k * _F32(0.693359375)) + k * _F32(2.12194440e-4)  # Cody-Waite: ln2 = 0.693359375 - 2.12e-4
+    p = _E7 * r + _E6
+    p = p * r + _E5
+    p = p * r + _E4
+    p = p * r + _E3
+    p = p * r + _E2
+    p = p * r + _E1
+    p = p * r + _E0
+    return p * _bits_to_float(np.int32((np.int32(k) + 127) << 23))
+
+
+def _exp64(x):
+    """exp(x) in float64 (< 1 ulp), x clamped to [-700, 700]; vectorises."""
+    x = min(max(x, -700.0), 700.0)
+    k = np.floor(x * _LOG2E + 0.5)
+    r = (x - k * _LN2_HI) - k * _LN2_LO
+    p = _C13 * r + _C12
+    p = p * r + _C11
+    p = p * r + _C10
+    p = p * r + _C9
+    p = p * r + _C8
+    p = p * r + _C7
+    p = p * r + _C6
+    p = p * r + _C5
+    p = p * r + _C4
+    p = p * r + _C3
+    p = p * r + _C2
+    p = p * r + _C1
+    p = p * r + _C0
+    return p * _bits_to_float((np.int64(k) + 1023) << 52)
+
+
+_exp32_jit = numba.njit(inline="always", **_FAST)(_exp32)
+_exp64_jit = numba.njit(inline="always", **_FAST)(_exp64)
+
+
+def _logistic_neg(a):
+    """1 / (1 + exp(a)) = sigmoid(-a) in the precision of a."""
+
+
+@overload(_logistic_neg, inline="always")
+def _logistic_neg_overload(a):
+    if a == types.float32:
+        return lambda a: _F32(1.0) / (_F32(1.0) + _exp32_jit(a))
+    return lambda a: 1.0 / (1.0 + _exp64_jit(a))
+
+
+def _synapses(pre, sig, smu, wn, wd, rows, num, den, act):
+    """act = sigmoid(sig pre[i] - smu) over each source's row segment; num[dst] += act wn, den += act wd.
+
+    The synapses of source neuron i are stored as one contiguous run of destinations, ``rows[i] =
+    (offset, first destination, length)``, padded with wn = wd = 0 where a destination inside the run has
+    no synapse (those add exact zeros): the inner loop is contiguous and vectorises. A dense matrix is
+    one run of N per source. Unsigned offsets: signed ones got numba's negative-index wraparound on
+    every access, which kept LLVM from vectorising (5x slower)."""
+    for i in range(pre.shape[0]):
+        p = pre[i]
+        o, lo, ln = np.uint64(rows[i, 0]), np.uint64(rows[i, 1]), np.uint64(rows[i, 2])  # no wraparound
+        for jj in range(ln):
+            s = _logistic_neg(smu[o + jj] - sig[o + jj] * p)
+            act[o + jj] = s
+            num[lo + jj] += s * wn[o + jj]
+            den[lo + jj] += s * wd[o + jj]
+
+
+def _synapse_grads(pre, act, gnum, gden, sig, wn, wd, rows, g_wn, g_wd, g_z, g_zx, g_pre):
+    """Backward of _synapses: g_wn, g_wd, sum dz (g_z) and sum dz * pre (g_zx) per entry; g_pre +=."""
+    for i in range(pre.shape[0]):
+        x = pre[i]
+        o, lo, ln = np.uint64(rows[i, 0]), np.uint64(rows[i, 1]), np.uint64(rows[i, 2])  # no wraparound
+        acc = pre.dtype.type(0)
+        for jj in range(ln):
+            e = o + jj
+            s = act[e]
+            gn, gd = gnum[lo + jj], gden[lo + jj]
+            g_wn[e] += s * gn
+            g_wd[e] += s * gd
+            gz = (gn * wn[e] + gd * wd[e]) * (s - s * s)
+            g_z[e] += gz
+            g_zx[e] += gz * x
+            acc += gz * sig[e]
+        g_pre[i] += acc
+
+
+_synapses_jit = numba.njit(**_FAST)(_synapses)
+_synapse_grads_jit = numba.njit(**_FAST)(_synapse_grads)
+
+
+def _fast_forward_impl(u, h0, cm_t, keep, g, gvl, rows, sig, smu, wd, wn,
+                       srows, ssig, ssmu, swd, swn, eps, unfolds, v_out, v_start):  # fmt: skip
+    """u (T,B,S), h0 (B,N), cm_t (T,B,N), keep (T,B) -> v_out (T,B,N); v_start (T,B,N) for backward."""
+    steps, batch, n_in = u.shape
+    n = h0.shape[1]
+    for b in numba.prange(batch):
+        v = h0[b].copy()
+        num, den = np.empty_like(v), np.empty_like(v)
+        ns, ds = np.empty_like(v), np.empty_like(v)
+        act, sact = np.empty_like(sig), np.empty_like(ssig)
+        for t in range(steps):
+            k = keep[t, b]
+            for i in range(n):
+                v[i] *= k
+                ns[i] = 0.0
+                ds[i] = 0.0
+            _synapses_jit(u[t, b], ssig, ssmu, swn, swd, srows, ns, ds, sact)
+            v_start[t, b, :] = v
+            for _ in range(unfolds):
+                for i in range(n):
+                    c = cm_t[t, b, i]
+                    num[i] = c * v[i] + gvl[i] + ns[i]
+                    den[i] = c + g[i] + ds[i] + eps
+                _synapses_jit(v, sig, smu, wn, wd, rows, num, den, act)
+                for i in range(n):
+                    v[i] = num[i] / den[i]
+            v_out[t, b, :] = v
+
+
+def _fast_backward_impl(gV, u, cm_t, keep, g, gvl, rows, sig, smu, wd, wn,
+                        srows, ssig, ssmu, swd, swn, eps, unfolds, v_start,
+                        g_u, g_h0, g_cm, g_g, g_gvl, g_wd, g_wn, g_z, g_zx,
+                        g_swd, g_swn, g_sz, g_szx):  # fmt: skip
+    """Reverse pass from the saved step-start potentials; per-sample parameter sums (B, ...)."""
     steps, batch, n_in = u.shape
     n = g_h0.shape[1]
-    dense, sdense = src.shape[0] == n * n, ssrc.shape[0] == n_in * n
+    ne, nes = sig.shape[0], ssig.shape[0]
     for b in numba.prange(batch):
         vs = np.empty((unfolds + 1, n), dtype=u.dtype)
-        sv = np.empty((unfolds, src.shape[0]))  # synapse activations of this step
-        zb, bits = np.empty(src.shape[0]), np.empty(src.shape[0], np.int64)
-        zs, ss, sbits = np.empty(ssrc.shape[0]), np.empty(ssrc.shape[0]), np.empty(ssrc.shape[0], np.int64)
         dens = np.empty((unfolds, n), dtype=u.dtype)
-        num = np.empty(n, dtype=u.dtype)
-        gv = np.zeros(n, dtype=u.dtype)
-        gv_new = np.empty(n, dtype=u.dtype)
-        gnum = np.empty(n, dtype=u.dtype)
-        gden = np.empty(n, dtype=u.dtype)
-        gns = np.empty(n, dtype=u.dtype)
-        gds = np.empty(n, dtype=u.dtype)
+        acts = np.empty((unfolds, ne), dtype=u.dtype)  # this step's synapse activations
+        sact = np.empty(nes, dtype=u.dtype)
+        num, ns, ds = np.empty(n, dtype=u.dtype), np.empty(n, dtype=u.dtype), np.empty(n, dtype=u.dtype)
+        gv, gv_new = np.zeros(n, dtype=u.dtype), np.empty(n, dtype=u.dtype)
+        gnum, gden = np.empty(n, dtype=u.dtype), np.empty(n, dtype=u.dtype)
+        gns, gds = np.empty(n, dtype=u.dtype), np.empty(n, dtype=u.dtype)
         for t in range(steps - 1, -1, -1):
-            # recompute this step's unfold trajectory
+            for i in range(n):
+                ns[i] = 0.0
+                ds[i] = 0.0
+            _synapses_jit(u[t, b], ssig, ssmu, swn, swd, srows, ns, ds, sact)
             vs[0, :] = v_start[t, b, :]
             for k in range(unfolds):
                 for i in range(n):
-                    num[i] = cm_t[t, b, i] * vs[k, i] + gvl[i] + ns_all[t, b, i]
-                    dens[k, i] = cm_t[t, b, i] + g[i] + ds_all[t, b, i] + eps
-                _activate_jit(vs[k], src, sig, mu, zb, sv[k], bits, n, dense)
-                _collect_jit(sv[k], dst, wn, wd, num, dens[k], dense)
+                    c = cm_t[t, b, i]
+                    num[i] = c * vs[k, i] + gvl[i] + ns[i]
+                    dens[k, i] = c + g[i] + ds[i] + eps
+                _synapses_jit(vs[k], sig, smu, wn, wd, rows, num, dens[k], acts[k])
                 for i in range(n):
                     vs[k + 1, i] = num[i] / dens[k, i]
             for i in range(n):
@@ -255,65 +361,33 @@ def _backward_impl(
                 gds[i] = 0.0
             for k in range(unfolds - 1, -1, -1):
                 for i in range(n):
-                    gnum[i] = gv[i] / dens[k, i]
-                    gden[i] = -gnum[i] * vs[k + 1, i]
-                    g_cm[t, b, i] += gnum[i] * vs[k, i] + gden[i]
-                    gns[i] += gnum[i]
-                    gds[i] += gden[i]
-                    g_g[b, i] += gden[i]
-                    g_gvl[b, i] += gnum[i]
-                    gv_new[i] = gnum[i] * cm_t[t, b, i]
-                _grad_synapses_jit(
-                    vs[k],
-                    sv[k],
-                    gnum,
-                    gden,
-                    src,
-                    dst,
-                    sig,
-                    mu,
-                    wn,
-                    wd,
-                    dense,
-                    b,
-                    g_wn,
-                    g_wd,
-                    g_sig,
-                    g_mu,
-                    gv_new,
-                )
+                    gn = gv[i] / dens[k, i]
+                    gd = -gn * vs[k + 1, i]
+                    gnum[i] = gn
+                    gden[i] = gd
+                    g_cm[t, b, i] += gn * vs[k, i] + gd
+                    gns[i] += gn
+                    gds[i] += gd
+                    gv_new[i] = gn * cm_t[t, b, i]
+                _synapse_grads_jit(vs[k], acts[k], gnum, gden, sig, wn, wd, rows,
+                                   g_wn[b], g_wd[b], g_z[b], g_zx[b], gv_new)  # fmt: skip
                 for i in range(n):
                     gv[i] = gv_new[i]
-            _activate_jit(u[t, b], ssrc, ssig, smu, zs, ss, sbits, n, sdense)
-            _grad_synapses_jit(
-                u[t, b],
-                ss,
-                gns,
-                gds,
-                ssrc,
-                sdst,
-                ssig,
-                smu,
-                swn,
-                swd,
-                sdense,
-                b,
-                g_swn,
-                g_swd,
-                g_ssig,
-                g_smu,
-                g_u[t, b],
-            )
+            for i in range(n):
+                g_g[b, i] += gds[i]
+                g_gvl[b, i] += gns[i]
+            _synapse_grads_jit(u[t, b], sact, gns, gds, ssig, swn, swd, srows,
+                               g_swn[b], g_swd[b], g_sz[b], g_szx[b], g_u[t, b])  # fmt: skip
             k_t = keep[t, b]
             for i in range(n):
                 gv[i] *= k_t
         g_h0[b, :] = gv
 
 
-_forward_par = numba.njit(parallel=True, **_OPTS)(_forward_impl)
-_forward_ser = numba.njit(**_OPTS)(_forward_impl)
-_backward_par = numba.njit(parallel=True, **_OPTS)(_backward_impl)
-_backward_ser = numba.njit(**_OPTS)(_backward_impl)
+_fast_forward_par = numba.njit(parallel=True, **_FAST)(_twin(_fast_forward_impl, "_parallel"))
+_fast_forward_ser = numba.njit(**_FAST)(_fast_forward_impl)
+_fast_backward_par = numba.njit(parallel=True, **_FAST)(_twin(_fast_backward_impl, "_parallel"))
+_fast_backward_ser = numba.njit(**_FAST)(_fast_backward_impl)
 
 # Below this many (time step, sample) pairs a call is too small to pay for waking numba's thread pool:
 # a PPO rollout step (T=1, B=16) took ~8 ms through the parallel kernel on a loaded 2-core machine and
@@ -337,98 +411,260 @@ def _threads() -> None:
 
 
 class LTCSequence(torch.autograd.Function):
-    """V (T,B,N) = LTC potentials after each step, from mapped inputs u (T,B,S) and h0 (B,N)."""
+    """(outputs (T,B,M), final state (B,N)) of the LTC over raw inputs x (T,B,S) from h0 (B,N).
+
+    One autograd node for the whole sequence: input mapping (u = x in_w + in_b), cm_t = f(cm) / (ts /
+    unfolds) per step, the fast kernels in the input's precision, and the output mapping (v[:M] out_w +
+    out_b), with every backward in numpy/numba (no per-op torch dispatch: on a busy machine each small
+    multi-threaded torch op cost milliseconds). Keeps (T,B,N) start and end potentials for backward."""
 
     @staticmethod
-    def forward(ctx, u, h0, cm_t, keep, g, gvl, sig, mu, wd, wn, ssig, smu, swd, swn, plans, unfolds, eps):
-        (src, dst), (ssrc, sdst) = plans
-        arrays = [_np(a) for a in (u, h0, cm_t, keep, g, gvl)]
-        edges = [_np(a) for a in (sig, mu, wd, wn)]
-        sedges = [_np(a) for a in (ssig, smu, swd, swn)]
-        steps, batch, _ = u.shape
-        n = h0.shape[1]
-        v_out = np.empty((steps, batch, n), dtype=arrays[0].dtype)
-        v_start, ns, ds = (np.empty_like(v_out) for _ in range(3))
+    def forward(ctx, x, h0, in_w, in_b, cm, ts, keep, g, gvl, sig, mu, wd, wn, ssig, smu, swd, swn,
+                out_w, out_b, plans, unfolds, eps, motors):  # fmt: skip
+        (rows, pidx, size), (srows, spidx, ssize) = plans
+        xn, tsn, cmn = _np(x), _np(ts), _np(cm)
+        u = xn * _np(in_w) + _np(in_b)
+        cm_t = cmn / (tsn[:, :, None] / unfolds)
+        edges = [_pad(_np(a), pidx, size) for a in (sig, sig * mu, wd, wn)]
+        sedges = [_pad(_np(a), spidx, ssize) for a in (ssig, ssig * smu, swd, swn)]
+        steps, batch, _ = xn.shape
+        v_out = np.empty((steps, batch, h0.shape[1]), dtype=xn.dtype)
+        v_start = np.empty_like(v_out)
+        eps_t = xn.dtype.type(eps)
         _threads()
-        kernel = _forward_par if use_parallel(steps, batch) else _forward_ser
-        kernel(*arrays, src, dst, *edges, ssrc, sdst, *sedges, eps, unfolds, v_out, v_start, ns, ds)
-        ctx.plans, ctx.unfolds, ctx.eps = plans, unfolds, eps
-        kept = [torch.from_numpy(a) for a in (v_start, ns, ds)]  # (T,B,N) each, whatever the unfolds
-        ctx.save_for_backward(u, cm_t, keep, g, gvl, sig, mu, wd, wn, ssig, smu, swd, swn, *kept)
-        return torch.from_numpy(v_out)
+        kernel = _fast_forward_par if use_parallel(steps, batch) else _fast_forward_ser
+        kernel(u, _np(h0), cm_t, _np(keep), _np(g), _np(gvl), rows, *edges, srows, *sedges,
+               eps_t, unfolds, v_out, v_start)  # fmt: skip
+        y = v_out[:, :, :motors] * _np(out_w) + _np(out_b)
+        ctx.plans, ctx.unfolds, ctx.eps, ctx.motors = plans, unfolds, eps_t, motors
+        ctx.save_for_backward(x, ts, keep, in_w, in_b, cm, g, gvl, sig, mu, wd, wn, ssig, smu, swd, swn,
+                              out_w, torch.from_numpy(v_start), torch.from_numpy(v_out))  # fmt: skip
+        return torch.from_numpy(y), torch.from_numpy(v_out[-1].copy())
 
     @staticmethod
-    def backward(ctx, gV):
-        (src, dst), (ssrc, sdst) = ctx.plans
-        u, cm_t, keep, g, gvl, sig, mu, wd, wn, ssig, smu, swd, swn, *kept = ctx.saved_tensors
-        v_start, ns, ds = (a.numpy() for a in kept)
-        un = _np(u)
-        steps, batch, _ = un.shape
-        n = v_start.shape[2]
-        dt = un.dtype
-        g_u = np.zeros_like(un)
+    def backward(ctx, g_y, g_last):
+        (rows, pidx, size), (srows, spidx, ssize) = ctx.plans
+        saved = ctx.saved_tensors
+        x, ts, keep, in_w, in_b, cm, g, gvl, sig, mu, wd, wn, ssig, smu, swd, swn, out_w = saved[:17]
+        v_start, v_out = saved[17].numpy(), saved[18].numpy()
+        m, unfolds = ctx.motors, ctx.unfolds
+        xn, tsn, cmn, in_wn = _np(x), _np(ts), _np(cm), _np(in_w)
+        steps, batch, _ = xn.shape
+        n = v_out.shape[2]
+        dt = xn.dtype
+        gyn = _np(g_y)
+        gV = np.zeros((steps, batch, n), dtype=dt)
+        gV[:, :, :m] = gyn * _np(out_w)
+        gV[-1] += _np(g_last)
+        u = xn * in_wn + _np(in_b)
+        cm_t = cmn / (tsn[:, :, None] / unfolds)
+        g_u = np.zeros_like(u)
         g_h0 = np.empty((batch, n), dtype=dt)
-        g_cm = np.zeros((steps, batch, n), dtype=dt)
+        g_cmt = np.zeros((steps, batch, n), dtype=dt)
         g_g, g_gvl = np.zeros((batch, n), dtype=dt), np.zeros((batch, n), dtype=dt)
-        e, es = src.shape[0], ssrc.shape[0]
-        g_edges = [np.zeros((batch, e), dtype=dt) for _ in range(4)]
-        g_sedges = [np.zeros((batch, es), dtype=dt) for _ in range(4)]
+        g_edges = [np.zeros((batch, size), dtype=dt) for _ in range(4)]  # wd, wn, sum dz, sum dz*pre
+        g_sedges = [np.zeros((batch, ssize), dtype=dt) for _ in range(4)]
+        sig_n, ssig_n = _np(sig), _np(ssig)
+        edges = [_pad(_np(a), pidx, size) for a in (sig, sig * mu, wd, wn)]
+        sedges = [_pad(_np(a), spidx, ssize) for a in (ssig, ssig * smu, swd, swn)]
         _threads()
-        kernel = _backward_par if use_parallel(steps, batch) else _backward_ser
+        kernel = _fast_backward_par if use_parallel(steps, batch) else _fast_backward_ser
         kernel(
-            _np(gV), un, _np(cm_t), _np(keep), _np(g), _np(gvl), src, dst,
-            *(_np(a) for a in (sig, mu, wd, wn)), ssrc, sdst, *(_np(a) for a in (ssig, smu, swd, swn)),
-            ctx.eps, ctx.unfolds, v_start, ns, ds, g_u, g_h0, g_cm, g_g, g_gvl, *g_edges, *g_sedges,
+            gV, u, cm_t, _np(keep), _np(g), _np(gvl), rows, *edges, srows, *sedges,
+            ctx.eps, unfolds, v_start, g_u, g_h0, g_cmt, g_g, g_gvl, *g_edges, *g_sedges,
         )  # fmt: skip
         t = torch.from_numpy
-        sums = [t(a.sum(0)) for a in (g_g, g_gvl, *g_edges, *g_sedges)]
-        return (t(g_u), t(g_h0), t(g_cm), None, *sums, None, None, None)
+        edge_grads = []
+        for grads, s_, m_, idx in ((g_edges, sig_n, _np(mu), pidx), (g_sedges, ssig_n, _np(smu), spidx)):
+            g_wd, g_wn, g_z, g_zx = (_unpad(a.sum(0), idx) for a in grads)
+            edge_grads += [t(g_zx - m_ * g_z), t(-s_ * g_z), t(g_wd), t(g_wn)]
+        rate = unfolds / tsn  # d cm_t / d cm; d cm_t / d ts = -cm_t / ts
+        g_cm = np.einsum("tbn,tb->n", g_cmt, rate)
+        g_ts = -np.einsum("tbn,tbn->tb", g_cmt, cm_t) / tsn
+        flat = (steps * batch, -1)
+        g_in_w = np.einsum("ij,ij->j", g_u.reshape(flat), xn.reshape(flat))
+        g_out_w = np.einsum("ij,ij->j", gyn.reshape(flat), v_out[:, :, :m].reshape(flat))
+        return (t(g_u * in_wn), t(g_h0), t(g_in_w), t(g_u.reshape(flat).sum(0)), t(g_cm), t(g_ts), None,
+                t(g_g.sum(0)), t(g_gvl.sum(0)), *edge_grads, t(g_out_w), t(gyn.reshape(flat).sum(0)),
+                None, None, None, None)  # fmt: skip
 
 
 def plans_np(cell) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """(src, dst) int64 arrays of the recurrent and the sensory synapses, cached per mask version."""
+    """(src, dst) int64 arrays of the recurrent and the sensory synapses, cached per mask version.
+
+    Row-major order, so a full mask is the dense (src, dst) matrix the kernels specialise on."""
     key = (cell.sparsity_mask._version, cell.sensory_sparsity_mask._version,
            cell.sparsity_mask.data_ptr(), cell.sensory_sparsity_mask.data_ptr())  # fmt: skip
     cached = cell._edge_cache.get("numba_plans")
     if cached is None or cached[0] != key:
-        out = []
+        out, index = [], []
         for mask in (cell.sparsity_mask, cell.sensory_sparsity_mask):
             src, dst = np.nonzero(mask.detach().cpu().numpy())
             out.append((src.astype(np.int64), dst.astype(np.int64)))
-        cached = (key, tuple(out))
+            # None: every entry is a synapse (dense), the flat parameter is the per-synapse vector
+            index.append(None if src.size == mask.numel() else torch.from_numpy(src * mask.shape[1] + dst))
+        segments = tuple(_segments(src, dst, mask.shape) for (src, dst), mask in
+                         zip(out, (cell.sparsity_mask, cell.sensory_sparsity_mask), strict=True))  # fmt: skip
+        cached = (key, tuple(out), tuple(index), segments)
         cell._edge_cache["numba_plans"] = cached
     return cached[1]
 
 
+def segments_np(cell) -> tuple[tuple[np.ndarray, np.ndarray | None, int], ...]:
+    """(rows, pidx, size) of the recurrent and the sensory synapses for the fast kernels (see
+    :func:`_synapses`): rows (n_src, 3) = (offset, first destination, length); pidx maps each synapse
+    of the list to its padded entry (None for a dense matrix: the identity); size = padded length."""
+    plans_np(cell)
+    return cell._edge_cache["numba_plans"][3]
+
+
+def _segments(src: np.ndarray, dst: np.ndarray, shape: tuple[int, int]) -> tuple:
+    n_src, n_dst = shape
+    if src.size == n_src * n_dst:  # dense, row-major: one run of n_dst per source
+        rows = np.stack([np.arange(n_src) * n_dst, np.zeros(n_src, np.int64), np.full(n_src, n_dst)], 1)
+        return rows.astype(np.int64), None, int(src.size)
+    rows = np.zeros((n_src, 3), dtype=np.int64)
+    pidx = np.empty(src.size, dtype=np.int64)
+    off = 0
+    for i in range(n_src):
+        sel = np.flatnonzero(src == i)
+        if sel.size == 0:
+            rows[i] = (off, 0, 0)
+            continue
+        lo, hi = int(dst[sel].min()), int(dst[sel].max()) + 1
+        rows[i] = (off, lo, hi - lo)
+        pidx[sel] = off + dst[sel] - lo
+        off += hi - lo
+    return rows, pidx, off
+
+
+def _pad(a: np.ndarray, pidx: np.ndarray | None, size: int) -> np.ndarray:
+    """Per-synapse values into the padded row-segment layout (zeros where there is no synapse)."""
+    if pidx is None:
+        return a
+    out = np.zeros(size, dtype=a.dtype)
+    out[pidx] = a
+    return out
+
+
+def _unpad(a: np.ndarray, pidx: np.ndarray | None) -> np.ndarray:
+    return a if pidx is None else a[pidx]
+
+
 def _edge_params(cell, plans) -> tuple[list[Tensor], list[Tensor]]:
     """Per-synapse (sigma, mu, w*mask, w*mask*erev) for recurrent and sensory synapses (autograd)."""
+    plans_np(cell)
+    index = cell._edge_cache["numba_plans"][2]
     f = cell._positive
     out = []
-    for (src, dst), names in (
-        (plans[0], ("sigma", "mu", "w", "erev", "sparsity_mask")),
-        (plans[1], ("sensory_sigma", "sensory_mu", "sensory_w", "sensory_erev", "sensory_sparsity_mask")),
+    for idx, names in (
+        (index[0], ("sigma", "mu", "w", "erev", "sparsity_mask")),
+        (index[1], ("sensory_sigma", "sensory_mu", "sensory_w", "sensory_erev", "sensory_sparsity_mask")),
     ):
         sigma, mu, w, erev, mask = (getattr(cell, nm) for nm in names)
-        idx = torch.from_numpy(src * w.shape[1] + dst)
-        sig_e = sigma.reshape(-1)[idx]
-        mu_e = mu.reshape(-1)[idx]
-        wd = f(w).reshape(-1)[idx] * mask.reshape(-1)[idx]
-        out.append([sig_e, mu_e, wd, wd * erev.reshape(-1)[idx]])
+        if idx is None:
+            sig_e, mu_e, wd = sigma.reshape(-1), mu.reshape(-1), f(w).reshape(-1) * mask.reshape(-1)
+            out.append([sig_e, mu_e, wd, wd * erev.reshape(-1)])
+        else:
+            wd = f(w).reshape(-1)[idx] * mask.reshape(-1)[idx]
+            out.append([sigma.reshape(-1)[idx], mu.reshape(-1)[idx], wd, wd * erev.reshape(-1)[idx]])
     return out[0], out[1]
 
 
+_VERSION = operator.attrgetter("_version")
+
+
+def _weights_key(cell) -> tuple:
+    """Changes whenever a parameter or buffer is updated in place or swapped (``LTCCell._apply`` clears
+    the caches on dtype/device conversions, which keep the tensors' identity and version)."""
+    tensors = (*cell._parameters.values(), *cell._buffers.values())
+    return tuple(map(id, tensors)), tuple(map(_VERSION, tensors))
+
+
+def _compat_weights(cell, plans) -> list[np.ndarray]:
+    """g, gvl, the per-synapse arrays, then f(cm) and the mappings (in_w, in_b, out_w, out_b) as numpy
+    (no autograd), cached per weights version."""
+    key = _weights_key(cell)
+    cached = cell._edge_cache.get("compat")
+    if cached is None or cached[0] != key:
+        with torch.no_grad():
+            rec, sens = _edge_params(cell, plans)
+            g = cell._positive(cell.gleak)
+            tensors = (g, g * cell.vleak, *rec, *sens, cell._positive(cell.cm), *_mappings(cell))
+            arrays = [_np(a) for a in tensors]
+        cached = (key, arrays)
+        cell._edge_cache["compat"] = cached
+    return cached[1]
+
+
+def needs_grad(cell, *tensors: Tensor) -> bool:
+    """Whether a call must record autograd (grad mode on and a tensor or a parameter requires grad)."""
+    return torch.is_grad_enabled() and (
+        any(t.requires_grad for t in tensors) or any(p.requires_grad for p in cell._parameters.values())
+    )
+
+
+def train_sequence(
+    cell, x: Tensor, h0: Tensor, ts: float | Tensor, keep: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """Differentiable (outputs (T,B,M), final state (B,N)) for raw inputs x (T,B,S) (fast kernels).
+
+    ``ts`` is a scalar or a tensor broadcastable to (T,B); ``keep`` (T,B) or None."""
+    steps, batch, _ = x.shape
+    rec, sens = _edge_params(cell, plans_np(cell))
+    plans = segments_np(cell)
+    f = cell._positive
+    g = f(cell.gleak)
+    dt = x.dtype
+    ts_t = (
+        torch.full((steps, batch), float(ts), dtype=dt)
+        if not torch.is_tensor(ts)
+        else ts.to(dt).expand(steps, batch)
+    )
+    keep_t = torch.ones((steps, batch), dtype=dt) if keep is None else keep.to(dt)
+    in_w, in_b, out_w, out_b = _mappings(cell)
+    args = (x, h0, in_w, in_b, f(cell.cm), ts_t, keep_t, g, g * cell.vleak, *rec, *sens, out_w, out_b)
+    return LTCSequence.apply(*args, plans, cell._ode_unfolds, cell._epsilon, cell.motor_size)
+
+
 def run_sequence(cell, u: Tensor, h0: Tensor, cm_t: Tensor, keep: Tensor) -> Tensor:
-    """Potentials after each step (T,B,N) for mapped inputs u (T,B,S); differentiable."""
-    plans = plans_np(cell)
-    rec, sens = _edge_params(cell, plans)
-    g = cell._positive(cell.gleak)
-    gvl = g * cell.vleak
-    return LTCSequence.apply(u, h0, cm_t, keep, g, gvl, *rec, *sens, plans, cell._ode_unfolds, cell._epsilon)
+    """Potentials after each step (T,B,N) for mapped inputs u (T,B,S), without autograd (compat kernels;
+    :func:`train_sequence` is the differentiable path)."""
+    return infer_sequence(cell, _np(u), _np(h0), _np(cm_t), _np(keep))
 
 
-def _step_impl(x, h, ts, P, I, meta, eps, y, v):
-    """One batch-1 step with input/output mappings; all weights packed in P (float) and I (int)."""
+def infer_sequence(cell, u: np.ndarray, h0: np.ndarray, cm_t: np.ndarray, keep: np.ndarray) -> Tensor:
+    """Forward only, compat kernels: u (T,B,S), h0 (B,N), cm_t (T,B,N), keep (T,B) -> (T,B,N)."""
+    (src, dst), (ssrc, sdst) = plans_np(cell)
+    weights = _compat_weights(cell, cell._edge_cache["numba_plans"][1])
+    g, gvl, sig, mu, wd, wn, ssig, smu, swd, swn = weights[:10]
+    steps, batch, _ = u.shape
+    v_out = np.empty((steps, batch, h0.shape[1]), dtype=u.dtype)
+    v_start, ns, ds = (np.empty_like(v_out) for _ in range(3))
+    if use_parallel(steps, batch):
+        _threads()
+        kernel = _forward_par
+    else:
+        kernel = _forward_ser
+    kernel(u, h0, cm_t, keep, g, gvl, src, dst, sig, mu, wd, wn, ssrc, sdst, ssig, smu, swd, swn,
+           cell._epsilon, cell._ode_unfolds, v_out, v_start, ns, ds)  # fmt: skip
+    return torch.from_numpy(v_out)
+
+
+def _step_impl(x, h, ts, P, rows, srows, meta, eps, y, v, work):
+    """One batch-1 step with input/output mappings (fast kernels); weights packed in P, padded per row
+    segment (``rows``, ``srows``: see :func:`_synapses`).
+
+    ``work`` is float scratch of length 4N + E + Es + S (E, Es: padded lengths). Returns False (and
+    leaves y, v) when x or h holds a NaN or an inf."""
     n_in, n, motors, n_e, n_es, unfolds = meta[0], meta[1], meta[2], meta[3], meta[4], meta[5]
+    finite = True
+    for j in range(n_in):
+        finite &= np.isfinite(x[j])
+    for i in range(n):
+        finite &= np.isfinite(h[i])
+    if not finite:
+        return False
     o = 0
     in_w = P[o : o + n_in]
     o += n_in
@@ -442,7 +678,7 @@ def _step_impl(x, h, ts, P, I, meta, eps, y, v):
     o += n
     sig = P[o : o + n_e]
     o += n_e
-    mu = P[o : o + n_e]
+    smu = P[o : o + n_e]
     o += n_e
     wd = P[o : o + n_e]
     o += n_e
@@ -450,7 +686,7 @@ def _step_impl(x, h, ts, P, I, meta, eps, y, v):
     o += n_e
     ssig = P[o : o + n_es]
     o += n_es
-    smu = P[o : o + n_es]
+    ssmu = P[o : o + n_es]
     o += n_es
     swd = P[o : o + n_es]
     o += n_es
@@ -459,80 +695,78 @@ def _step_impl(x, h, ts, P, I, meta, eps, y, v):
     out_w = P[o : o + motors]
     o += motors
     out_b = P[o : o + motors]
-    src = I[0:n_e]
-    dst = I[n_e : 2 * n_e]
-    ssrc = I[2 * n_e : 2 * n_e + n_es]
-    sdst = I[2 * n_e + n_es : 2 * n_e + 2 * n_es]
-    num = np.empty(n, dtype=P.dtype)
-    den = np.empty(n, dtype=P.dtype)
-    ns = np.zeros(n, dtype=P.dtype)
-    ds = np.zeros(n, dtype=P.dtype)
-    zs, ss, sbits = np.empty(n_es), np.empty(n_es), np.empty(n_es, np.int64)
-    zb, sb, bits = np.empty(n_e), np.empty(n_e), np.empty(n_e, np.int64)
-    xm = np.empty(n_in)
+    num, den, ns, ds = work[0:n], work[n : 2 * n], work[2 * n : 3 * n], work[3 * n : 4 * n]
+    act = work[4 * n : 4 * n + n_e]
+    sact = work[4 * n + n_e : 4 * n + n_e + n_es]
+    xm = work[4 * n + n_e + n_es : 4 * n + n_e + n_es + n_in]
     for j in range(n_in):
         xm[j] = x[j] * in_w[j] + in_b[j]
-    dense, sdense = n_e == n * n, n_es == n_in * n
-    _activate_jit(xm, ssrc, ssig, smu, zs, ss, sbits, n, sdense)
-    _collect_jit(ss, sdst, swn, swd, ns, ds, sdense)
     for i in range(n):
+        ns[i] = 0.0
+        ds[i] = 0.0
         v[i] = h[i]
-    scale = unfolds / ts
+    _synapses_jit(xm, ssig, ssmu, swn, swd, srows, ns, ds, sact)
+    scale = P.dtype.type(unfolds / ts)
     for _ in range(unfolds):
         for i in range(n):
             c = cm[i] * scale
             num[i] = c * v[i] + gvl[i] + ns[i]
             den[i] = c + g[i] + ds[i] + eps
-        _activate_jit(v, src, sig, mu, zb, sb, bits, n, dense)
-        _collect_jit(sb, dst, wn, wd, num, den, dense)
+        _synapses_jit(v, sig, smu, wn, wd, rows, num, den, act)
         for i in range(n):
             v[i] = num[i] / den[i]
     for i in range(motors):
         y[i] = v[i] * out_w[i] + out_b[i]
+    return True
 
 
-_step = numba.njit(**_OPTS)(_step_impl)
+_step = numba.njit(**_FAST)(_step_impl)
+
+
+def _mappings(cell) -> list[Tensor]:
+    """input_w, input_b, output_w, output_b, with the identity where a mapping is off."""
+    s, m = cell.sensory_size, cell.motor_size
+    dtype = cell.gleak.dtype
+    in_w = cell.input_w if cell._input_mapping in ("affine", "linear") else torch.ones(s, dtype=dtype)
+    in_b = cell.input_b if cell._input_mapping == "affine" else torch.zeros(s, dtype=dtype)
+    out_w = cell.output_w if cell._output_mapping in ("affine", "linear") else torch.ones(m, dtype=dtype)
+    out_b = cell.output_b if cell._output_mapping == "affine" else torch.zeros(m, dtype=dtype)
+    return [in_w, in_b, out_w, out_b]
 
 
 class FrozenStep:
     """A compiled batch-1 LTC step with the cell's current weights frozen in (closed-loop control).
 
-    ``step(x (S,), h (N,), ts=1.0) -> (y (M,), v (N,))`` on numpy arrays; one call, no autograd.
-    """
+    ``step(x (S,), h (N,), ts=1.0) -> (y (M,), v (N,))`` on numpy arrays; one call, no autograd. Runs
+    the fast kernels in the cell's precision (same function as the reference, not the compat bits)."""
 
     def __init__(self, cell) -> None:
         with torch.no_grad():
-            plans = plans_np(cell)
-            rec, sens = _edge_params(cell, plans)
-            s, m = cell.sensory_size, cell.motor_size
-            dtype = cell.gleak.dtype
-            in_w = cell.input_w if cell._input_mapping in ("affine", "linear") else torch.ones(s, dtype=dtype)
-            in_b = cell.input_b if cell._input_mapping == "affine" else torch.zeros(s, dtype=dtype)
-            out_w = (
-                cell.output_w if cell._output_mapping in ("affine", "linear") else torch.ones(m, dtype=dtype)
-            )
-            out_b = cell.output_b if cell._output_mapping == "affine" else torch.zeros(m, dtype=dtype)
+            (sig, mu, wd, wn), (ssig, smu, swd, swn) = _edge_params(cell, plans_np(cell))
+            (self.rows, pidx, n_e), (self.srows, spidx, n_es) = segments_np(cell)
+            in_w, in_b, out_w, out_b = _mappings(cell)
             g = cell._positive(cell.gleak)
-            parts = [in_w, in_b, cell._positive(cell.cm), g, g * cell.vleak, *rec, *sens, out_w, out_b]
-            self.P = np.ascontiguousarray(torch.cat([p.reshape(-1) for p in parts]).numpy())
-        self.I = np.ascontiguousarray(np.concatenate([plans[0][0], plans[0][1], plans[1][0], plans[1][1]]))
-        n_e, n_es = len(plans[0][0]), len(plans[1][0])
-        self.meta = np.array([s, cell.state_size, m, n_e, n_es, cell._ode_unfolds], dtype=np.int64)
-        self.eps = float(cell._epsilon)
-        self.motors, self.units, self.inputs = m, cell.state_size, s
+            rec = [_pad(_np(a), pidx, n_e) for a in (sig, sig * mu, wd, wn)]
+            sens = [_pad(_np(a), spidx, n_es) for a in (ssig, ssig * smu, swd, swn)]
+            head = [_np(a) for a in (in_w, in_b, cell._positive(cell.cm), g, g * cell.vleak)]
+            self.P = np.ascontiguousarray(np.concatenate([*head, *rec, *sens, _np(out_w), _np(out_b)]))
+        s, m, n = cell.sensory_size, cell.motor_size, cell.state_size
+        self.meta = np.array([s, n, m, n_e, n_es, cell._ode_unfolds], dtype=np.int64)
+        self.eps = self.P.dtype.type(cell._epsilon)
+        self.motors, self.units, self.inputs = m, n, s
+        self._work = np.empty(4 * n + n_e + n_es + s, dtype=self.P.dtype)
 
     def __call__(self, x: np.ndarray, h: np.ndarray, ts: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         y = np.empty(self.motors, dtype=self.P.dtype)
         v = np.empty(self.units, dtype=self.P.dtype)
-        _step(x, h, float(ts), self.P, self.I, self.meta, self.eps, y, v)
+        if not _step(x, h, float(ts), self.P, self.rows, self.srows, self.meta, self.eps, y, v, self._work):
+            raise ValueError("input or state contains NaN or inf")
         return y, v
 
 
 def frozen_step(cell) -> FrozenStep:
     """The cell's FrozenStep, rebuilt only when a parameter or mask changed."""
-    key = tuple((id(p), p._version) for p in cell._parameters.values()) + tuple(
-        (id(b), b._version) for b in cell._buffers.values()
-    )
+    key = _weights_key(cell)
     cached = cell._edge_cache.get("frozen")
     if cached is None or cached[0] != key:
         cached = (key, FrozenStep(cell))
@@ -543,10 +777,78 @@ def frozen_step(cell) -> FrozenStep:
 def step_inference(cell, x: Tensor, h: Tensor, ts: float) -> tuple[Tensor, Tensor]:
     """Batch-1 step without autograd: x (1,S), h (1,N) -> (y (1,M), v (1,N)) as tensors."""
     step = frozen_step(cell)
-    xn = x.detach().numpy()[0]
-    if not np.isfinite(xn).all():
+    dt = step.P.dtype
+    xn, hn = x.detach().numpy(), h.detach().numpy()
+    y = np.empty((1, step.motors), dtype=dt)
+    v = np.empty((1, step.units), dtype=dt)
+    if not _step(xn[0].astype(dt, copy=False), hn[0].astype(dt, copy=False), float(ts), step.P, step.rows,
+                 step.srows, step.meta, step.eps, y[0], v[0], step._work):  # fmt: skip
         raise ValueError("input contains NaN or inf")
-    y, v = step(
-        xn.astype(step.P.dtype, copy=False), h.detach().numpy()[0].astype(step.P.dtype, copy=False), ts
+    return torch.from_numpy(y), torch.from_numpy(v)
+
+
+def _map_in_impl(x, in_w, in_b, in_mode, cm, d, u, cm_t):
+    """Input mapping and cm_t = cm / d with the float operations of the torch path, in its order
+    (mode 0 none, 1 linear, 2 affine)."""
+    steps, batch, n_in = x.shape
+    cm_d = cm / d
+    for t in range(steps):
+        for b in range(batch):
+            for j in range(n_in):
+                val = x[t, b, j]
+                if in_mode >= 1:
+                    val = val * in_w[j]
+                if in_mode == 2:
+                    val = val + in_b[j]
+                u[t, b, j] = val
+            cm_t[t, b, :] = cm_d
+
+
+def _map_out_impl(v, out_w, out_b, out_mode, y):
+    """Output mapping of the motor neurons, as the torch path computes it."""
+    for t in range(v.shape[0]):
+        for b in range(v.shape[1]):
+            for i in range(y.shape[2]):
+                val = v[t, b, i]
+                if out_mode >= 1:
+                    val = val * out_w[i]
+                if out_mode == 2:
+                    val = val + out_b[i]
+                y[t, b, i] = val
+
+
+_map_in = numba.njit(**_OPTS)(_map_in_impl)
+_map_out = numba.njit(**_OPTS)(_map_out_impl)
+_MODES = {"none": 0, "linear": 1, "affine": 2}
+
+
+def infer_mapped(cell, x: Tensor, h0: Tensor, ts: float, keep: Tensor | None) -> tuple[Tensor, Tensor]:
+    """:meth:`LTCCell.sequence` without autograd for a constant time step, compiled end to end with the
+    same float operations as the torch path (mappings, cm_t = f(cm) / (ts / unfolds)): the same bits.
+
+    x (T,B,S), h0 (B,N), keep (T,B) or None -> (outputs (T,B,M), final state (B,N))."""
+    plans = plans_np(cell)
+    (src, dst), (ssrc, sdst) = plans
+    g, gvl, sig, mu, wd, wn, ssig, smu, swd, swn, cm, in_w, in_b, out_w, out_b = _compat_weights(cell, plans)
+    dt = cm.dtype
+    x_n = np.ascontiguousarray(x.detach().numpy(), dtype=dt)
+    steps, batch, _ = x_n.shape
+    n = cm.shape[0]
+    u, cm_t = np.empty_like(x_n), np.empty((steps, batch, n), dtype=dt)
+    _map_in(
+        x_n, in_w, in_b, _MODES[cell._input_mapping], cm, dt.type(ts) / dt.type(cell._ode_unfolds), u, cm_t
     )
-    return torch.from_numpy(y).unsqueeze(0), torch.from_numpy(v).unsqueeze(0)
+    keep_n = np.ones((steps, batch), dtype=dt) if keep is None else np.ascontiguousarray(_np(keep), dtype=dt)
+    h = np.ascontiguousarray(h0.detach().numpy(), dtype=dt)
+    v_out = np.empty((steps, batch, n), dtype=dt)
+    v_start, ns, ds = (np.empty_like(v_out) for _ in range(3))
+    if use_parallel(steps, batch):
+        _threads()
+        kernel = _forward_par
+    else:
+        kernel = _forward_ser
+    kernel(u, h, cm_t, keep_n, g, gvl, src, dst, sig, mu, wd, wn, ssrc, sdst, ssig, smu, swd, swn,
+           cell._epsilon, cell._ode_unfolds, v_out, v_start, ns, ds)  # fmt: skip
+    y = np.empty((steps, batch, cell.motor_size), dtype=dt)
+    _map_out(v_out, out_w, out_b, _MODES[cell._output_mapping], y)
+    return torch.from_numpy(y), torch.from_numpy(v_out[-1])

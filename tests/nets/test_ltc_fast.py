@@ -1,0 +1,191 @@
+"""The numba LTC kernels: fast (training, compile_step) and compat (inference) paths against the reference.
+
+* fast kernels: float32 arithmetic for float32 inputs, vectorisable exp, dense FC loops; they must give
+  the reference function (outputs and gradients within 1e-5 in float32, gradcheck in float64);
+* compat kernels: the no-grad sequence path; its numpy/numba input and output mappings must reproduce the
+  bits of the torch mapping code they replace (shipped closed-loop results depend on them).
+"""
+
+import numba
+import numpy as np
+import pytest
+import torch
+
+from liquid_control.nets import LTC, AutoNCP, FullyConnected, LTCCell
+from liquid_control.nets.ltc import ltc_numba
+
+pytestmark = pytest.mark.skipif(ltc_numba is None, reason="numba not installed")
+
+
+def _grads(model, x, ts=None):
+    model.zero_grad()
+    y, h = model(x, timespans=ts)
+    (y.sin().sum() + h.square().sum()).backward()
+    return [y.detach(), h.detach()] + [p.grad.clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("wiring", ["fc64", "autoncp64"])
+def test_fast_kernels_match_reference_at_bench_sizes(wiring):
+    """The benchmark's configurations (32 inputs, 64 units): float32 outputs and gradients within 1e-5."""
+    torch.manual_seed(0)
+    w = FullyConnected(64, 4) if wiring == "fc64" else AutoNCP(64, 4)
+    model = LTC(32, w, implementation="reference")
+    x = torch.randn(3, 5, 32)
+    ts = 0.5 + torch.rand(3, 5)
+    ref = _grads(model, x, ts)
+    model.rnn_cell.implementation = "numba"
+    ours = _grads(model, x, ts)
+    for a, b in zip(ref, ours, strict=True):
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-5), float((a - b).abs().max())
+
+
+@pytest.mark.parametrize("wiring", ["fc", "autoncp"])
+def test_sequence_gradcheck_float64(wiring):
+    """LTC over a sequence with resets and per-step times: float64 gradcheck of the fast kernels."""
+    torch.manual_seed(1)
+    w = FullyConnected(5, 2) if wiring == "fc" else AutoNCP(8, 2)
+    model = LTC(3, w, ode_unfolds=2, implementation="numba").double()
+    x = torch.randn(2, 3, 3, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(2, model.state_size, dtype=torch.float64, requires_grad=True)
+    ts = 0.5 + torch.rand(2, 3, dtype=torch.float64)
+    resets = torch.tensor([[0, 1, 0], [0, 0, 0]], dtype=torch.bool)
+    names = [n for n, p in model.named_parameters()]
+
+    def fn(x, h0, *ps):
+        y, h = torch.func.functional_call(model, dict(zip(names, ps, strict=True)), (x, h0, ts, resets))
+        return y, h
+
+    params = [p.detach().clone().requires_grad_() for p in model.parameters()]
+    assert torch.autograd.gradcheck(fn, (x, h0, *params))
+
+
+def _reference_synapses(pre, sig, smu, wn, wd, src, dst, n_dst, gnum, gden):
+    """Activations, num/den and the gradients of one synapse pass, per synapse, in float64 numpy."""
+    z = sig * pre[src] - smu
+    act = 1.0 / (1.0 + np.exp(-z))
+    num, den = np.zeros(n_dst), np.zeros(n_dst)
+    np.add.at(num, dst, act * wn)
+    np.add.at(den, dst, act * wd)
+    gz = (gnum[dst] * wn + gden[dst] * wd) * act * (1 - act)
+    g_pre = np.zeros(len(pre))
+    np.add.at(g_pre, src, gz * sig)
+    return act, num, den, [act * gnum[dst], act * gden[dst], gz, gz * pre[src]], g_pre
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("density", [1.0, 0.3])
+def test_row_segment_loops_match_per_synapse_math(dtype, density):
+    """The padded row-segment loops (dense matrices and sparse wirings) give the per-synapse values."""
+    rng = np.random.default_rng(0)
+    n_src, n_dst = 9, 7
+    mask = rng.random((n_src, n_dst)) < density
+    if density < 1.0:
+        mask[0] = False  # a source without synapses
+    src, dst = (a.astype(np.int64) for a in np.nonzero(mask))
+    rows, pidx, size = ltc_numba._segments(src, dst, mask.shape)
+    assert (pidx is None) == (density == 1.0)
+    pre = rng.normal(size=n_src)
+    sig, smu, wn, wd = (rng.uniform(0.1, 2.0, size=src.size) for _ in range(4))
+    gnum, gden = rng.normal(size=n_dst), rng.normal(size=n_dst)
+    act_ref, num_ref, den_ref, grads_ref, g_pre_ref = _reference_synapses(
+        pre, sig, smu, wn, wd, src, dst, n_dst, gnum, gden
+    )
+    padded = [ltc_numba._pad(a.astype(dtype), pidx, size) for a in (sig, smu, wn, wd)]
+    num, den, act = np.zeros(n_dst, dtype), np.zeros(n_dst, dtype), np.empty(size, dtype)
+    ltc_numba._synapses_jit(pre.astype(dtype), *padded, rows, num, den, act)
+    grads = [np.zeros(size, dtype) for _ in range(4)]
+    g_pre = np.zeros(n_src, dtype)
+    sig_p, _, wn_p, wd_p = padded
+    args = (gnum.astype(dtype), gden.astype(dtype), sig_p, wn_p, wd_p, rows)
+    ltc_numba._synapse_grads_jit(pre.astype(dtype), act, *args, *grads, g_pre)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    got = [ltc_numba._unpad(act, pidx), num, den, *(ltc_numba._unpad(g, pidx) for g in grads), g_pre]
+    for a, b in zip(got, [act_ref, num_ref, den_ref, *grads_ref, g_pre_ref], strict=True):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+@numba.njit
+def _logistic_many(a, out):
+    for i in range(a.shape[0]):
+        out[i] = ltc_numba._logistic_neg(a[i])
+
+
+@pytest.mark.parametrize("dtype, ulps", [(np.float32, 4), (np.float64, 4)])
+def test_vectorisable_logistic_is_accurate(dtype, ulps):
+    """1 / (1 + exp(a)) within a few ulps of float64/longdouble numpy, finite and in [0, 1] at extremes."""
+    a = np.concatenate([np.linspace(-30, 30, 20001), [-1e4, -100.0, -88.0, 0.0, 88.0, 100.0, 1e4]])
+    a = a.astype(dtype)
+    out = np.empty_like(a)
+    _logistic_many(a, out)
+    exact = 1.0 / (1.0 + np.exp(a.astype(np.longdouble)))
+    assert np.all(np.isfinite(out)) and np.all((out >= 0) & (out <= 1))
+    rel = np.abs(out.astype(np.longdouble) - exact) / np.maximum(exact, np.finfo(dtype).tiny)
+    big = exact > np.finfo(dtype).tiny * 2**30  # away from underflow: relative accuracy
+    assert float(rel[big].max()) <= ulps * np.finfo(dtype).eps
+
+
+@pytest.mark.parametrize("mapping", ["affine", "linear", "none"])
+def test_inference_path_reproduces_torch_mapping_bits(mapping):
+    """No-grad LTC calls run the compat kernel with compiled mappings: bit-identical to mapping in torch."""
+    torch.manual_seed(2)
+    model = LTC(6, AutoNCP(12, 3), input_mapping=mapping, output_mapping=mapping, implementation="numba")
+    cell = model.rnn_cell
+    with torch.no_grad():
+        for p in cell.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        x = torch.randn(3, 4, 6)
+        resets = torch.zeros(3, 4)
+        resets[1, 2] = 1
+        for ts in (None, 0.37):
+            y, h = model(x, timespans=ts, resets=resets)
+            # the torch mapping code the compiled path replaces, around the same compat kernel
+            xt = x.transpose(0, 1)
+            u = cell._map_inputs(xt)
+            tsv = torch.full((4, 3, 1), 1.0 if ts is None else ts)
+            cm_t = (cell._positive(cell.cm) / (tsv / cell.ode_unfolds)).expand(4, 3, cell.state_size)
+            keep = (1.0 - resets.transpose(0, 1)).contiguous()
+            v = ltc_numba.infer_sequence(
+                cell, *(t.contiguous().numpy() for t in (u, torch.zeros(3, 12), cm_t, keep))
+            )
+            y_ref = cell._map_outputs(v.reshape(12, -1)).reshape(4, 3, -1).transpose(0, 1)
+            assert torch.equal(y, y_ref) and torch.equal(h, v[-1])
+        # and it is the function the (fast, differentiable) training path computes
+    y_train, _ = model(x, timespans=0.37, resets=resets)
+    assert torch.allclose(y_train.detach(), y, atol=1e-6)
+
+
+def test_frozen_weights_follow_dtype_conversion_and_updates():
+    """Cached inference weights are rebuilt after .double() and after in-place updates."""
+    torch.manual_seed(3)
+    cell = LTCCell(AutoNCP(10, 2), 4, implementation="auto")
+    model = LTC(4, AutoNCP(10, 2), implementation="auto")
+    x1, h1 = torch.randn(1, 4), torch.zeros(1, 10)
+    xs = torch.randn(2, 3, 4)
+    with torch.no_grad():
+        cell(x1, h1)
+        model(xs)
+        cell.double()
+        model.double()
+        y, _ = cell(x1.double(), h1.double())
+        ys, _ = model(xs.double())
+        assert y.dtype == torch.float64 and ys.dtype == torch.float64
+        cell.implementation = model.rnn_cell.implementation = "reference"
+        y_ref, _ = cell(x1.double(), h1.double())
+        ys_ref, _ = model(xs.double())
+        assert torch.allclose(y, y_ref, atol=1e-12) and torch.allclose(ys, ys_ref, atol=1e-12)
+        cell.implementation = model.rnn_cell.implementation = "auto"
+        model.rnn_cell.vleak.add_(0.3)
+        ys2, _ = model(xs.double())
+        model.rnn_cell.implementation = "reference"
+        assert torch.allclose(ys2, model(xs.double())[0], atol=1e-12) and not torch.allclose(ys2, ys)
+
+
+def test_compiled_step_rejects_non_finite_state():
+    cell = LTCCell(6, 3, implementation="numba")
+    step = cell.compile_step()
+    x = np.zeros(3, np.float32)
+    h = np.zeros(6, np.float32)
+    step(x, h)
+    h[2] = np.inf
+    with pytest.raises(ValueError, match="NaN or inf"):
+        step(x, h)
