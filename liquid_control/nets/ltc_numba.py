@@ -58,23 +58,7 @@ def _bits_to_float(typingctx, x):
 def _sigmoid_into(z, out):
     """out[i] = 1 / (1 + exp(-z[i])) for float64 z, out (compat arithmetic: no FMA, fixed order)."""
     for i in range(z.shape[0]):
-        x = min(max(-z[i], -700.0), 700.0)
-        k = np.floor(x * _LOG2E + 0.5)
-        r = (x - k * _LN2_HI) - k * _LN2_LO
-        p = _C13 * r + _C12
-        p = p * r + _C11
-        p = p * r + _C10
-        p = p * r + _C9
-        p = p * r + _C8
-        p = p * r + _C7
-        p = p * r + _C6
-        p = p * r + _C5
-        p = p * r + _C4
-        p = p * r + _C3
-        p = p * r + _C2
-        p = p * r + _C1
-        p = p * r + _C0
-        out[i] = 1.0 / (1.0 + p * _bits_to_float((np.int64(k) + 1023) << 52))
+        out[i] = 1.0 / (1.0 + _exp64_compat(-z[i]))
 
 
 _sigmoid_jit = numba.njit(inline="always", **_OPTS)(_sigmoid_into)
@@ -241,6 +225,7 @@ def _exp64(x):
 
 _exp32_jit = numba.njit(inline="always", **_FAST)(_exp32)
 _exp64_jit = numba.njit(inline="always", **_FAST)(_exp64)
+_exp64_compat = numba.njit(inline="always", **_OPTS)(_exp64)  # compat: no fastmath
 
 
 def _logistic_neg(a):
