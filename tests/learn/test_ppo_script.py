@@ -40,3 +40,14 @@ def test_ship_rejects_a_name_of_another_env(script, tmp_path: Path):
     (tmp_path / "summary.json").write_text(json.dumps({"env": "LiquidControl/DroneNav-v0"}))
     with pytest.raises(ValueError, match="dronenav-"):
         script.ship_run(tmp_path, "rovernav-ltc-ppo", 5, 1)
+
+
+def test_nav_fine_tunes_on_the_env_of_its_bc_checkpoint(script, tmp_path: Path):
+    for env in ("LiquidControl/DroneNav-v0", "LiquidControl/RoverNav-v0"):
+        (tmp_path / "config.json").write_text(json.dumps({"env_id": env}))
+        assert script._env_of(str(tmp_path)) == env
+    (tmp_path / "config.json").write_text(json.dumps({"env_id": "LiquidControl/DroneHover-v0"}))
+    with pytest.raises(SystemExit, match="DroneHover"):
+        script._env_of(str(tmp_path))
+    with pytest.raises(SystemExit, match="not a checkpoint"):
+        script._env_of(str(tmp_path / "missing"))
