@@ -63,6 +63,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import Schedule
 from torch import Tensor, nn
 
+from liquid_control.learn.demos import check_env_id
 from liquid_control.nets.policy import PolicyConfig, PolicyNet, param_counts
 
 CRITICS = ("separate", "shared")
@@ -468,6 +469,7 @@ def train_ppo(cfg: PPOConfig, resume: str | None = None, callbacks: list | None 
     from liquid_control.learn.checkpoint import atomic_write_json, load_policy
     from liquid_control.sim.options import merge
 
+    check_env_id(cfg.env_id)  # one clear error here, not a traceback from every env worker process
     torch.set_num_threads(1)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -246,14 +246,17 @@ def test_alive_bonus_shapes_the_training_reward_only():
     np.testing.assert_allclose(np.array(rewards[1]) - np.array(rewards[0]), [0.5, 0.5])
 
 
-def test_bad_input_is_a_value_error():
+def test_bad_input_is_a_value_error(tmp_path: Path):
     venv = DummyVecEnv([lambda: gym.make("CartPole-v1")])
     with pytest.raises(ValueError, match="Box action"):
         RecurrentPPO(LiquidPolicy, venv, device="cpu")
     with pytest.raises(ValueError, match="critic"):
         _model(critic="nope")
-    with pytest.raises(ValueError):
-        PPOConfig(env_id="x", out="y", steps=0)
+    with pytest.raises(ValueError, match="steps"):
+        PPOConfig(env_id="LiquidControl/DroneHover-v0", out="y", steps=0)
+    with pytest.raises(ValueError, match="unknown env id"):
+        train_ppo(PPOConfig(env_id="LiquidControl/Nope-v0", out=str(tmp_path / "run"), steps=10))
+    assert not (tmp_path / "run").exists()  # rejected before anything is written
 
 
 @pytest.mark.slow
