@@ -162,11 +162,11 @@ def build(root: Path) -> str:
     return "\n".join(sections + adaptation_section(root))
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="exit 1 if the README block is out of date")
     ap.add_argument("--root", type=Path, default=ROOT)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     readme = args.root / "README.md"
     text = readme.read_text()
     if START not in text or END not in text:

@@ -74,7 +74,7 @@ def evaluate_suites(policy: str, args: argparse.Namespace, dest: Path) -> dict:
     out = {}
     for name, res in zip(names, results, strict=True):
         write_results(res, dest / f"{name}.json")
-        out[name] = {k: res["metrics"][k] for k in ("success_rate", "spl", "collision_rate", "timeout_rate")}
+        out[name] = _headline(res)
     return out
 
 
@@ -87,8 +87,9 @@ def test_every_seed(runs: list[dict], args: argparse.Namespace, dest: Path) -> N
     todo = []
     for run in runs:
         path = dest / f"test-s{run['seed']}.json"
-        if path.exists() and json.loads(path.read_text()).get("episodes") == args.eval_episodes:
-            run["test"] = _headline(json.loads(path.read_text()))
+        saved = json.loads(path.read_text()) if path.exists() else {}
+        if saved.get("episodes") == args.eval_episodes:
+            run["test"] = _headline(saved)
         else:
             todo.append(run)
     if not todo:
@@ -103,6 +104,7 @@ def test_every_seed(runs: list[dict], args: argparse.Namespace, dest: Path) -> N
 
 
 def _headline(res: dict) -> dict:
+    """The metrics a card keeps of one evaluation."""
     return {k: res["metrics"][k] for k in ("success_rate", "spl", "collision_rate", "timeout_rate")}
 
 
@@ -180,9 +182,9 @@ def main() -> int:
     for core in args.cores.split(","):
         runs = [train_one(args, core, s, demos, out / f"{env_short}-{core}-s{s}") for s in seeds]
         best = max(runs, key=lambda r: (r["val"]["success_rate"]["mean"], r["val"]["spl"]["mean"] or 0.0))
-        if not args.no_ship and not args.no_seed_tests:  # after selection: test results never pick a seed
-            test_every_seed(runs, args, ROOT / "results" / f"{env_short}-{core}" / "seeds")
         if not args.no_ship:
+            if not args.no_seed_tests:  # after selection: test results never pick a seed
+                test_every_seed(runs, args, ROOT / "results" / f"{env_short}-{core}" / "seeds")
             dest = ship(best, args, env_short, manifest, runs)
             print(f"[ship] {dest.relative_to(ROOT)} (seed {best['seed']})", flush=True)
     expert_dir = ROOT / "results" / f"{env_short}-expert"

@@ -620,9 +620,9 @@ def run_sequence(cell, u: Tensor, h0: Tensor, cm_t: Tensor, keep: Tensor) -> Ten
 
 def infer_sequence(cell, u: np.ndarray, h0: np.ndarray, cm_t: np.ndarray, keep: np.ndarray) -> Tensor:
     """Forward only, compat kernels: u (T,B,S), h0 (B,N), cm_t (T,B,N), keep (T,B) -> (T,B,N)."""
-    (src, dst), (ssrc, sdst) = plans_np(cell)
-    weights = _compat_weights(cell, cell._edge_cache["numba_plans"][1])
-    g, gvl, sig, mu, wd, wn, ssig, smu, swd, swn = weights[:10]
+    plans = plans_np(cell)
+    (src, dst), (ssrc, sdst) = plans
+    g, gvl, sig, mu, wd, wn, ssig, smu, swd, swn = _compat_weights(cell, plans)[:10]
     steps, batch, _ = u.shape
     v_out = np.empty((steps, batch, h0.shape[1]), dtype=u.dtype)
     v_start, ns, ds = (np.empty_like(v_out) for _ in range(3))
@@ -812,9 +812,7 @@ def infer_mapped(cell, x: Tensor, h0: Tensor, ts: float, keep: Tensor | None) ->
     same float operations as the torch path (mappings, cm_t = f(cm) / (ts / unfolds)): the same bits.
 
     x (T,B,S), h0 (B,N), keep (T,B) or None -> (outputs (T,B,M), final state (B,N))."""
-    plans = plans_np(cell)
-    (src, dst), (ssrc, sdst) = plans
-    g, gvl, sig, mu, wd, wn, ssig, smu, swd, swn, cm, in_w, in_b, out_w, out_b = _compat_weights(cell, plans)
+    cm, in_w, in_b, out_w, out_b = _compat_weights(cell, plans_np(cell))[10:]
     dt = cm.dtype
     x_n = np.ascontiguousarray(x.detach().numpy(), dtype=dt)
     steps, batch, _ = x_n.shape
@@ -825,15 +823,7 @@ def infer_mapped(cell, x: Tensor, h0: Tensor, ts: float, keep: Tensor | None) ->
     )
     keep_n = np.ones((steps, batch), dtype=dt) if keep is None else np.ascontiguousarray(_np(keep), dtype=dt)
     h = np.ascontiguousarray(h0.detach().numpy(), dtype=dt)
-    v_out = np.empty((steps, batch, n), dtype=dt)
-    v_start, ns, ds = (np.empty_like(v_out) for _ in range(3))
-    if use_parallel(steps, batch):
-        _threads()
-        kernel = _forward_par
-    else:
-        kernel = _forward_ser
-    kernel(u, h, cm_t, keep_n, g, gvl, src, dst, sig, mu, wd, wn, ssrc, sdst, ssig, smu, swd, swn,
-           cell._epsilon, cell._ode_unfolds, v_out, v_start, ns, ds)  # fmt: skip
+    v_out = infer_sequence(cell, u, h, cm_t, keep_n).numpy()
     y = np.empty((steps, batch, cell.motor_size), dtype=dt)
     _map_out(v_out, out_w, out_b, _MODES[cell._output_mapping], y)
     return torch.from_numpy(y), torch.from_numpy(v_out[-1])

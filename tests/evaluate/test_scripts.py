@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "evaluate.py"
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("evaluate_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_evaluate_script_runs_named_suites(fake_env_id, suites_dir, tmp_path, capsys):
-    script = _load()
+def test_evaluate_script_runs_named_suites(fake_env_id, suites_dir, tmp_path, capsys, load_script):
+    script = load_script("evaluate")
     out = tmp_path / "res"
     args = ["--policy", "random", "--env", fake_env_id, "--workers", "1", "--out", str(out)]
     assert script.main([*args, "--suites", "test,long", "--episodes", "2"]) == 0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -160,7 +158,7 @@ def test_adapt_options() -> None:
         RLSController(_policy(), _ScriptedTeacher(np.zeros(2)), forgetting=0.0)
 
 
-def test_train_bc_esn_evaluate_adapt_and_plot(tmp_path, toy_env_id, capsys) -> None:
+def test_train_bc_esn_evaluate_adapt_and_plot(tmp_path, toy_env_id, capsys, load_script) -> None:
     """End to end on the toy env: ``train bc --policy esn`` fits in closed form, ``--adapt rls`` runs, and
     ``plot wiring`` draws the reservoir's connectivity."""
     import json
@@ -193,12 +191,7 @@ def test_train_bc_esn_evaluate_adapt_and_plot(tmp_path, toy_env_id, capsys) -> N
         evaluate("expert", toy_env_id, cond, episodes=1, workers=1, progress=False,
                  adapt=adapt_options("rls"))
     # scripts/reservoir_adapt.py: frozen vs RLS conditions on the same episodes, summary with paired CIs
-    import importlib.util
-
-    script = Path(__file__).resolve().parents[2] / "scripts" / "reservoir_adapt.py"
-    spec = importlib.util.spec_from_file_location("reservoir_adapt", script)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("reservoir_adapt")
     assert mod.main(["--policy", str(out), "--split", "test", "--episodes", "3", "--teach-steps", "2",
                      "--workers", "1", "--out", str(tmp_path / "adapt")]) == 0
     summary = json.loads((tmp_path / "adapt" / "esn" / "test-summary.json").read_text())
