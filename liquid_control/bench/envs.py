@@ -2,8 +2,11 @@
 
 For each env id that imports: single-process env steps/s with random actions (drawn before timing); a
 raw-PyBullet loop doing the same number of physics substeps (``stepSimulation`` only) on the same world in
-the same run, as the physics-only ceiling; and ``SubprocVecEnv`` throughput with 2 workers vs 1. Writes
-JSON and prints a table.
+the same run, as the physics-only ceiling; and ``SubprocVecEnv`` throughput with 2 workers vs 1, next to
+the same measurement for Gymnasium's CartPole (``ipc_reference``: an env that costs ~nothing, so its
+steps/s is the pipe round trip of SB3's worker protocol, the ceiling of any 1-worker figure and the reason
+a fast env cannot scale: with 2 workers on 2 cores the main process's half of every round trip is
+serial). Writes JSON and prints a table.
 
 The raw loop starts from the env's reset state and applies nothing, so a drone falls and then rests on
 the ground (a ground contact every step, which costs more than free flight) and the rover stands still.
@@ -144,6 +147,9 @@ def _raw_rays_cpu(env: Any, seed: int, scans: int) -> float | None:
     return time.process_time() - c0
 
 
+IPC_REFERENCE = "CartPole-v1"  # a Gymnasium env whose step costs ~nothing next to a pipe round trip
+
+
 def _make(env_id: str):
     def thunk():
         import liquid_control  # noqa: F401  (registers ids in the worker)
@@ -160,14 +166,14 @@ def vec_steps_per_s(env_id: str, n_envs: int, steps: int, seed: int = 0) -> floa
     try:
         vec.seed(seed)
         vec.reset()
-        rng = np.random.default_rng(seed)
         space = vec.action_space
-        acts = rng.uniform(space.low, space.high, size=(steps // n_envs + 10, n_envs, *space.shape))
+        space.seed(seed)
+        acts = np.array([[space.sample() for _ in range(n_envs)] for _ in range(steps // n_envs + 10)])
         for a in acts[:10]:
-            vec.step(a.astype(space.dtype))
+            vec.step(a)
         t0 = time.perf_counter()
         for a in acts[10:]:
-            vec.step(a.astype(space.dtype))
+            vec.step(a)
         return (len(acts) - 10) * n_envs / (time.perf_counter() - t0)
     finally:
         vec.close()
@@ -190,6 +196,10 @@ def run(args: argparse.Namespace) -> int:
         out["pybullet"] = importlib.metadata.version("pybullet")
     except importlib.metadata.PackageNotFoundError as exc:  # pragma: no cover
         raise ValueError(f"pybullet is required: {exc}") from None
+    if not args.no_vec:  # the pipe round trip itself: a near-free env (CartPole) behind one worker
+        floor = vec_steps_per_s(IPC_REFERENCE, 1, steps)
+        out["ipc_reference"] = {"env": IPC_REFERENCE, "subproc_1_steps_per_s": floor,
+                                "round_trip_us": 1e6 / floor}
     for env_id in ids:
         try:
             gym.make(env_id).close()
@@ -222,5 +232,9 @@ def run(args: argparse.Namespace) -> int:
               f"{r['fraction_of_raw_limit']:7.2f} {r['fraction_of_raw_limit_per_cpu']:5.2f} "
               f"{'-' if air is None else format(air, '.2f'):>7s} "
               f"{'-' if rays is None else format(rays, '.2f'):>6s} {vec}")
+    if "ipc_reference" in out:
+        ipc = out["ipc_reference"]
+        print(f"SubprocVecEnv round trip of {ipc['env']} (a near-free env): {ipc['round_trip_us']:.0f} us "
+              f"per step ({ipc['subproc_1_steps_per_s']:.0f} steps/s): the floor of every vec figure")
     print(f"wrote {args.out}")
     return 0

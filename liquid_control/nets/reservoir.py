@@ -356,11 +356,13 @@ class LiquidStateMachine(ReservoirCore):
         v, ref, trace, spikes = state[:, :n], state[:, n:2 * n], state[:, 2 * n:3 * n], state[:, 3 * n:]
         current = self.bias + x @ self.w_in.T  # (B, T, n): R·I per control step
         trace_decay = math.exp(-self.dt / self.substeps / self.tau_trace)
+        tiny = torch.finfo(torch.float32).tiny
         out = []
         for t in range(x.shape[1]):
             for _ in range(self.substeps):
                 v, ref, spikes = self.lif_step(v, ref, current[:, t], self._recurrent(spikes))
                 trace = trace * trace_decay + spikes
+                trace = trace.masked_fill(trace < tiny, 0.0)  # no subnormals (as the compiled kernel)
             out.append(trace)
         return torch.stack(out, dim=1), torch.cat([v, ref, trace, spikes], dim=1)
 

@@ -53,3 +53,17 @@ def test_bench_envs_rejects_bad_input(tmp_path):
     assert main(["bench", "envs", "--env", "Nope-v0", "--out", str(tmp_path / "x.json")]) == 2
     with pytest.raises(SystemExit):
         main(["bench", "envs", "--steps", "abc"])
+
+
+@pytest.mark.slow  # ~20 s: five SubprocVecEnv start-ups
+def test_bench_envs_vec_figures_come_with_the_pipe_round_trip_reference(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    args = ["bench", "envs", "--steps", "20", "--env", "LiquidControl/RoverNav-v0", "--out", str(out)]
+    assert main(args) == 0
+    data = json.loads(out.read_text())
+    ipc = data["ipc_reference"]
+    assert ipc["env"] == "CartPole-v1"
+    assert ipc["round_trip_us"] == pytest.approx(1e6 / ipc["subproc_1_steps_per_s"])
+    r = data["envs"]["LiquidControl/RoverNav-v0"]
+    assert r["subproc_speedup_2v1"] == pytest.approx(r["subproc_2_steps_per_s"] / r["subproc_1_steps_per_s"])
+    assert "round trip" in capsys.readouterr().out

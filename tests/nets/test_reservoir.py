@@ -295,3 +295,35 @@ def test_rls_matches_textbook_recursion_with_forgetting_and_cap() -> None:
             p_mat *= cap / np.trace(p_mat)
     np.testing.assert_allclose(rls.theta, theta, rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(rls.P, p_mat, rtol=1e-6, atol=1e-9)
+
+
+def test_compiled_lsm_trace_decays_to_zero_not_to_subnormals() -> None:
+    """A trace left to decay ends at exactly 0: subnormal floats would slow every later operation ~100x."""
+    core = make_core("lsm", 1, 1, units=1, bias=0.0, bias_spread=0.0, w_exc=0.0, w_inh=0.0, seed=0)
+    x = torch.zeros(1, 400, 1)  # 4000 sub-steps: exp(-4000 ds / tau_trace) is far below float32's range
+    x[0, 0, 0] = 5.0 * torch.sign(core.w_in[0, 0])  # one spike at the start, silence after
+    with torch.no_grad():
+        out, _ = core._reservoir(x, core.initial_state(1))
+        ref, _ = core._reservoir_torch(x, core.initial_state(1))
+    trace = out[0, :, 0]
+    assert trace[0] > 0.5 and trace[-1] == 0.0
+    nonzero = trace[trace != 0]
+    assert nonzero.min() >= torch.finfo(torch.float32).tiny  # never a subnormal on the way down
+    torch.testing.assert_close(out, ref)
+
+
+def test_compiled_lsm_parallel_batch_kernel_equals_serial_and_reference() -> None:
+    from liquid_control.nets import lsm_numba
+    from liquid_control.nets.ltc_numba import use_parallel
+
+    core = make_core("lsm", 6, 2, units=120, substeps=3, seed=5)
+    x = torch.randn(4, 80, 6)  # 320 (step, sample) pairs: the multi-threaded kernel's size
+    with torch.no_grad():
+        out, end = core._reservoir(x, core.initial_state(4))
+        ref, ref_end = core._reservoir_torch(x, core.initial_state(4))
+        serial = [core._reservoir(x[b:b + 1], core.initial_state(1))[0] for b in range(4)]  # batch 1: serial
+    if use_parallel(80, 4):  # (not with NUMBA_NUM_THREADS=1)
+        assert lsm_numba._run_par.signatures  # the multi-threaded kernel really ran
+    assert torch.equal(out, torch.cat(serial))
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(end, ref_end)
