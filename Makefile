@@ -1,5 +1,6 @@
 # Fresh-machine set-up: `make demo` (main job) and `make test` (tests). Each creates .venv and installs
-# everything it needs. torch is pinned to the CPU build on this machine's disk; pyproject says torch>=2.4.
+# everything it needs. torch is pinned to the CPU build on this machine's disk; pyproject says torch>=2.4; every
+# other package is installed at the exact version of constraints.txt (the results were evaluated with them).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -8,10 +9,10 @@ TORCH_PIN ?= torch==2.13.0
 
 .PHONY: test test-all demo lint bench clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q $(TORCH_PIN)
-	$(PIP) install -q -e ".[test]"
+	$(PIP) install -q -c constraints.txt -e ".[test]"
 	touch $@
 
 test: $(VENV)/.installed

@@ -34,6 +34,7 @@ from liquid_control.learn.rollout import (
     map_jobs,
     run_episode,
 )
+from liquid_control.provenance import platform_info
 
 DEFAULT_EPISODES = 100
 
@@ -194,6 +195,7 @@ def assemble(policy: ControllerSpec, env_id: str, condition: Condition, seed: in
         "options": condition.options,
         "errors": sum(r.get("error") is not None for r in records),
         "metrics": M.aggregate(records, seed=seed),
+        "platform": platform_info(),  # versions + CPU: results can differ by an episode across machines
         "per_episode": records,
     }
 

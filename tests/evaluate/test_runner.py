@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
+import torch
 
 from liquid_control.cli import main
 from liquid_control.evaluate import runner
@@ -45,6 +47,9 @@ def test_results_schema_csv_and_markdown(fake_env_id, tmp_path):
     for name in ("success_rate", "collision_rate", "timeout_rate", "spl", "time_to_goal_s", "path_length_m",
                  "min_clearance_m", "control_effort"):
         assert set(res["metrics"][name]) == {"mean", "ci95", "n"}
+    plat = res["platform"]  # what produced the numbers: library versions and the CPU
+    assert plat["packages"]["numpy"] == np.__version__ and plat["packages"]["torch"] == torch.__version__
+    assert plat["cpu"] and plat["python"].count(".") == 2
     eps = res["per_episode"]
     assert [e["index"] for e in eps] == [0, 1, 2, 3]
     assert all(e["steps"] <= 12 and e["layout_id"].startswith("line:") for e in eps)
