@@ -17,6 +17,8 @@ import json
 import sys
 from pathlib import Path
 
+from liquid_control.evaluate.metrics import paired_difference
+
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- results:start (scripts/make_tables.py) -->", "<!-- results:end -->"
 METRICS = (("success_rate", "success"), ("spl", "SPL"), ("collision_rate", "collision"))
@@ -51,8 +53,13 @@ def params_of(root: Path, env: str, policy: str) -> str:
 
 
 def order(policies: list[str]) -> list[str]:
-    rank = {"expert": 0, "ltc": 1, "ltc-ppo": 1.5, "cfc": 2, "lstm": 3, "gru": 4, "mlp": 5}
-    return sorted(policies, key=lambda p: (rank.get(p, 9), p))
+    """Expert, then the cores (LTC first), each PPO fine-tune right after its imitation policy."""
+    rank = {"expert": 0, "ltc": 1, "cfc": 2, "lstm": 3, "gru": 4, "mlp": 5, "esn": 6, "lsm": 7}
+
+    def key(p: str) -> tuple:
+        base = p.removesuffix("-ppo")
+        return (rank.get(base, 9), base, p != base)
+    return sorted(policies, key=key)
 
 
 def env_section(root: Path, env: str, by_policy: dict[str, dict[str, dict]]) -> str:
@@ -73,6 +80,7 @@ def env_section(root: Path, env: str, by_policy: dict[str, dict[str, dict]]) -> 
             row = [cell(by_policy[policy].get(s, {}).get("metrics", {}).get(key)) for s in suites]
             lines.append(f"| {policy} | {params_of(root, env, policy)} | " + " | ".join(row) + " |")
         lines.append("")
+    lines += ppo_section(by_policy)
     lines += seeds_section(root, env, order(list(by_policy)))
     robust = root / "results" / f"{env}-robustness" / "robustness.json"
     if robust.exists():
@@ -80,6 +88,27 @@ def env_section(root: Path, env: str, by_policy: dict[str, dict[str, dict]]) -> 
     for gif in sorted((root / "docs").glob(f"{env}-*.gif")):
         lines += [f"![episode]({gif.relative_to(root)})", ""]
     return "\n".join(lines)
+
+
+def ppo_section(by_policy: dict[str, dict[str, dict]]) -> list[str]:
+    """PPO fine-tune vs the imitation policy it started from, paired over the same test episodes."""
+    rows = []
+    for ppo in order([p for p in by_policy if p.endswith("-ppo")]):
+        bc, tuned = by_policy.get(ppo.removesuffix("-ppo"), {}).get("test"), by_policy[ppo].get("test")
+        if not bc or not tuned or "per_episode" not in bc or "per_episode" not in tuned:
+            continue
+        diff = paired_difference(bc["per_episode"], tuned["per_episode"])
+        m0, m1 = bc["metrics"], tuned["metrics"]
+        cells = [cell(m0["success_rate"]), cell(m1["success_rate"]), cell(diff), cell(m0.get("spl")),
+                 cell(m1.get("spl")), str(diff["n"])]
+        rows.append(f"| {ppo.removesuffix('-ppo')} | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    return ["**PPO fine-tuning** (`scripts/train_ppo.py nav`, the same settings for every core): test "
+            "success of the imitation policy it started from and of the fine-tuned one on the same "
+            "episodes, with the paired difference (bootstrap CI over episodes)", "",
+            "| core | BC success | PPO success | PPO − BC | BC SPL | PPO SPL | episodes |",
+            "|---|---|---|---|---|---|---|", *rows, ""]
 
 
 def seeds_section(root: Path, env: str, policies: list[str]) -> list[str]:

@@ -28,10 +28,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from liquid_control.evaluate.metrics import bootstrap_ci
+from liquid_control.evaluate.metrics import paired_difference
 from liquid_control.evaluate.runner import evaluate, write_results
 from liquid_control.evaluate.suites import resolve_condition
 from liquid_control.learn.checkpoint import atomic_write_json
@@ -48,17 +47,6 @@ def conditions(teach_steps: list[int], forgetting: float | None) -> list[tuple[s
     for k in teach_steps:
         out.append((f"rls-first-{k}", adapt_options("rls", forgetting=forgetting, teach_steps=k)))
     return out
-
-
-def paired_difference(a: list[dict], b: list[dict], key: str = "success") -> dict:
-    """Mean and 95% bootstrap CI of ``b - a`` over the episodes both ran (matched by seed)."""
-    by_seed = {e["seed"]: e for e in a if e.get("error") is None}
-    diffs = [float(bool(e[key])) - float(bool(by_seed[e["seed"]][key]))
-             for e in b if e.get("error") is None and e["seed"] in by_seed]
-    if not diffs:
-        return {"mean": None, "ci95": None, "n": 0}
-    lo, hi = bootstrap_ci(diffs)
-    return {"mean": float(np.mean(diffs)), "ci95": [lo, hi], "n": len(diffs)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,6 +42,22 @@ def test_seeds_section_reports_test_mean_and_sd_over_seeds(tables, tmp_path: Pat
     assert mlp.endswith("| – | – |")
 
 
+def test_ppo_rows_follow_their_core_and_compare_with_bc_on_the_same_episodes(tables):
+    assert tables.order(["mlp-ppo", "gru", "ltc-ppo", "expert", "mlp", "ltc", "lsm"]) == [
+        "expert", "ltc", "ltc-ppo", "gru", "mlp", "mlp-ppo", "lsm"]
+
+    def res(wins: list[bool]) -> dict:
+        eps = [{"seed": 10 + i, "success": w} for i, w in enumerate(wins)]
+        return {"test": {"metrics": {"success_rate": _m(sum(wins) / len(wins))}, "per_episode": eps}}
+
+    by_policy = {"ltc": res([True, False, False, True]), "ltc-ppo": res([True, True, False, True]),
+                 "gru-ppo": res([True] * 4)}  # no BC results for gru: no row
+    lines = tables.ppo_section(by_policy)
+    rows = [x for x in lines if x.startswith("| ltc ")]
+    assert len(rows) == 1 and "| 0.50 [" in rows[0] and "| 0.75 [" in rows[0] and "| 0.25 [" in rows[0]
+    assert rows[0].endswith("| 4 |") and not any(x.startswith("| gru ") for x in lines)
+
+
 @pytest.mark.slow
 def test_test_every_seed_evaluates_each_run_and_reuses_files(tmp_path: Path, load_script):
     zoo = load_script("train_zoo")

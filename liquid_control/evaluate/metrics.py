@@ -120,6 +120,20 @@ def bootstrap_ci(
     return float(min(lo, m)), float(max(hi, m))
 
 
+def paired_difference(a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]], key: str = "success"
+                      ) -> dict[str, Any]:
+    """Mean and 95% bootstrap CI of ``b - a`` in the per-episode boolean ``key`` over the episodes both
+    ran (matched by episode seed, errors left out): the paired comparison of two policies or conditions
+    evaluated on the same episodes."""
+    by_seed = {e["seed"]: e for e in a if e.get("error") is None}
+    diffs = [float(bool(e[key])) - float(bool(by_seed[e["seed"]][key]))
+             for e in b if e.get("error") is None and e["seed"] in by_seed]
+    if not diffs:
+        return {"mean": None, "ci95": None, "n": 0}
+    lo, hi = bootstrap_ci(diffs)
+    return {"mean": float(np.mean(diffs)), "ci95": [lo, hi], "n": len(diffs)}
+
+
 def summarize(values: Sequence[float], seed: int = 0) -> dict[str, Any]:
     """``{"mean", "ci95", "n"}`` of a sample; mean and CI are None for an empty sample."""
     vals = [float(v) for v in values]

@@ -64,3 +64,14 @@ def test_bootstrap_ci_contains_mean_narrows_with_n_and_is_seeded():
     assert M.bootstrap_ci([1.0, 1.0, 1.0]) == (1.0, 1.0)
     with pytest.raises(ValueError):
         M.bootstrap_ci([])
+
+
+def test_paired_difference_matches_episodes_by_seed_and_skips_errors():
+    a = [{"seed": s, "success": s % 2 == 0} for s in range(6)] + [{"seed": 9, "success": True}]
+    b = [{"seed": s, "success": True} for s in reversed(range(6))]  # other order, one more win per odd seed
+    b.append({"seed": 7, "success": True})  # not in a: ignored
+    b[0] = {"seed": 5, "success": None, "error": "boom"}  # an error is left out on either side
+    d = M.paired_difference(a, b)
+    assert d["n"] == 5 and d["mean"] == pytest.approx(2 / 5)
+    assert d["ci95"][0] <= d["mean"] <= d["ci95"][1]
+    assert M.paired_difference(a, [])["n"] == 0
