@@ -67,8 +67,11 @@ def episode_features(policy: PolicyNet, episodes: list[dict], batch: int = 32, p
             obs[i, :lengths[i]], act[i, :lengths[i]] = e["observations"], e["actions"]
         x = ((torch.from_numpy(obs) - policy.obs_mean) / policy.obs_std).clamp(-10.0, 10.0)
         phi, _ = policy.core.readout_inputs(policy.encoder(x))
-        valid = torch.from_numpy(np.arange(t_max)[None, :] < np.asarray(lengths)[:, None])
         bar.update(sum(lengths))
+        if min(lengths) == t_max:  # no padding: a view, not a copy of the (B T, D) features
+            yield phi.reshape(-1, phi.shape[-1]), torch.from_numpy(act).reshape(-1, act.shape[-1])
+            continue
+        valid = torch.from_numpy(np.arange(t_max)[None, :] < np.asarray(lengths)[:, None])
         yield phi[valid], torch.from_numpy(act)[valid]
     bar.close()
 

@@ -44,9 +44,9 @@ from torch import Tensor, nn
 from liquid_control.nets.core import RecurrentCore
 
 try:  # compiled LSM kernel; the torch path serves without numba
-    from liquid_control.nets import lsm_numba as _lsm_kernel
+    from liquid_control.nets import reservoir_numba as _kernels
 except ImportError:  # pragma: no cover - numba is a dependency
-    _lsm_kernel = None
+    _kernels = None
 
 DEFAULT_FANIN = 10
 
@@ -149,7 +149,7 @@ class ReservoirCore(RecurrentCore):
     def __getstate__(self) -> dict[str, Any]:
         """Pickle / deepcopy without the cached sparse copies of W (rebuilt on demand)."""
         state = self.__dict__.copy()
-        for key in ("_csr", "_csc"):
+        for key in ("_csr", "_csc", "_fanin"):
             state.pop(key, None)
         return state
 
@@ -247,6 +247,26 @@ class EchoStateNetwork(ReservoirCore):
                         "leak_rate": leak_rate, "bias_scaling": bias_scaling, "seed": seed}
 
     def _reservoir(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """Compiled kernel for gradient-free float32 CPU sequences (T > 1: state collection for the readout
+        fit), else :meth:`_reservoir_torch` (closed-loop single steps keep its exact bits; the two agree to
+        float32 rounding: the kernel's tanh is correctly rounded, torch's within 1 ulp)."""
+        if (_kernels is None or x.device.type != "cpu" or x.dtype != torch.float32
+                or state.dtype != torch.float32 or x.shape[1] < 2
+                or (torch.is_grad_enabled() and any(t.requires_grad for t in (x, state, self.rec_val,
+                                                                               self.w_in, self.bias)))):
+            return self._reservoir_torch(x, state)
+        with torch.no_grad():
+            drive = (x @ self.w_in.T + self.bias).numpy()
+        key = (self.rec_val.data_ptr(), self.rec_val._version, self.rec_idx.data_ptr(), self.rec_idx._version)
+        cached = self.__dict__.get("_fanin")
+        if cached is None or cached[0] != key:
+            fanin = _kernels.fanin_sorted(self.rec_idx.numpy(), self.rec_val.detach().float().numpy())
+            self.__dict__["_fanin"] = cached = (key, fanin)
+        out = torch.from_numpy(_kernels.run_esn(drive, state.detach().numpy(), cached[1], self.leak_rate))
+        return out, out[:, -1].clone()
+
+    def _reservoir_torch(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """Reference implementation in torch (any device, differentiable)."""
         drive = x @ self.w_in.T + self.bias
         a, h, hs = self.leak_rate, state, []
         for t in range(x.shape[1]):
@@ -331,7 +351,7 @@ class LiquidStateMachine(ReservoirCore):
         """Compiled event-driven kernel on CPU when numba is there, else :meth:`_reservoir_torch`.
 
         Both give the same traces (spikes are hard thresholds, so no gradient flows through either)."""
-        if _lsm_kernel is None or x.device.type != "cpu":
+        if _kernels is None or x.device.type != "cpu":
             return self._reservoir_torch(x, state)
         n = self.units
         with torch.no_grad():
@@ -340,10 +360,10 @@ class LiquidStateMachine(ReservoirCore):
         key = (self.rec_val.data_ptr(), self.rec_val._version, self.rec_idx.data_ptr(), self.rec_idx._version)
         cached = self.__dict__.get("_csc")
         if cached is None or cached[0] != key:
-            csc = _lsm_kernel.csc_of(self.rec_idx.numpy(), self.rec_val.detach().float().numpy(), n)
+            csc = _kernels.csc_of(self.rec_idx.numpy(), self.rec_val.detach().float().numpy(), n)
             self.__dict__["_csc"] = cached = (key, csc)
         ds = self.dt / self.substeps
-        out, new = _lsm_kernel.run_lsm(current, parts, cached[1], decay=math.exp(-ds / self.tau_m),
+        out, new = _kernels.run_lsm(current, parts, cached[1], decay=math.exp(-ds / self.tau_m),
                                        trace_decay=math.exp(-ds / self.tau_trace), ds=ds, t_ref=self.t_ref,
                                        v_reset=self.v_reset, threshold=self.threshold, substeps=self.substeps)
         dtype = x.dtype if x.dtype.is_floating_point else torch.float32
@@ -429,9 +449,12 @@ class RidgeAccumulator:
         self._pending, self._pending_rows = [], 0
         xt = xt.contiguous()
         d = xt.shape[1]
+        xx = torch.from_numpy(self.xx)  # the float64 sums, updated in place
+        scratch = torch.empty(d * min(self.block, d))  # one float32 product buffer, reused for every block
         for j0 in range(0, d, self.block):  # upper triangle by column blocks: rows [0, j1) x cols [j0, j1)
             j1 = min(d, j0 + self.block)
-            self.xx[:j1, j0:j1] += (xt[:, :j1].T @ xt[:, j0:j1]).double().numpy()
+            prod = torch.mm(xt[:, :j1].T, xt[:, j0:j1], out=scratch[:j1 * (j1 - j0)].view(j1, j1 - j0))
+            xx[:j1, j0:j1].add_(prod)  # float32 -> float64 in the same pass (no temporary copy)
         self.xy += (xt.T @ yt).double().numpy()
         self.sx += xt.double().sum(0).numpy()
         self.sy += yt.double().sum(0).numpy()
@@ -443,10 +466,11 @@ class RidgeAccumulator:
         if self.n < 1:
             raise ValueError("no data to fit a readout on")
         mx, my = self.sx / self.n, self.sy / self.n
-        upper = np.triu(self.xx)
-        gram = upper + np.triu(upper, 1).T - self.n * np.outer(mx, mx)
+        gram = torch.from_numpy(self.xx).triu()
+        gram.add_(gram.T.tril(-1))  # mirror the upper triangle
+        gram.addr_(torch.from_numpy(mx), torch.from_numpy(mx), alpha=-self.n)
         cross = self.xy - self.n * np.outer(mx, my)
-        return gram, cross, mx, my
+        return gram.numpy(), cross, mx, my
 
     def solve_many(self, alphas: tuple[float, ...] | list[float]
                    ) -> dict[float, tuple[np.ndarray, np.ndarray]]:
@@ -457,7 +481,8 @@ class RidgeAccumulator:
         g, c = torch.from_numpy(gram), torch.from_numpy(cross)
         out = {}
         for alpha in alphas:
-            a = g + torch.eye(len(g), dtype=g.dtype) * (alpha * self.n)
+            a = g.clone()
+            a.diagonal().add_(alpha * self.n)
             chol, info = torch.linalg.cholesky_ex(a)
             if int(info) == 0:
                 w = torch.cholesky_solve(c, chol).numpy()

@@ -200,3 +200,17 @@ def test_train_bc_esn_evaluate_adapt_and_plot(tmp_path, toy_env_id, capsys, load
     assert rows["frozen"]["adapt"] is None and rows["rls-first-2"]["adapt"]["teach_steps"] == 2
     assert rows["rls-all"]["success_minus_frozen"]["n"] == 3
     assert (tmp_path / "adapt" / "esn" / "test-rls-all.json").exists()
+
+
+def test_episode_features_without_padding_equal_the_masked_batch() -> None:
+    """Equal-length batches yield a view of the features; they match running each episode alone."""
+    policy = _policy(units=30)
+    rng = np.random.default_rng(4)
+    for lengths in ([20, 20, 20], [12, 20, 17]):
+        eps = [{"observations": rng.normal(size=(n, 5)).astype(np.float32),
+                "actions": rng.uniform(-1, 1, size=(n, 2)).astype(np.float32)} for n in lengths]
+        (phi, act), = list(episode_features(policy, eps))
+        order = sorted(range(len(eps)), key=lambda i: lengths[i])
+        alone = [next(episode_features(policy, [eps[i]]))[0] for i in order]
+        torch.testing.assert_close(phi, torch.cat(alone), rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(act.numpy(), np.concatenate([eps[i]["actions"] for i in order]))

@@ -313,7 +313,7 @@ def test_compiled_lsm_trace_decays_to_zero_not_to_subnormals() -> None:
 
 
 def test_compiled_lsm_parallel_batch_kernel_equals_serial_and_reference() -> None:
-    from liquid_control.nets import lsm_numba
+    from liquid_control.nets import reservoir_numba
     from liquid_control.nets.ltc_numba import use_parallel
 
     core = make_core("lsm", 6, 2, units=120, substeps=3, seed=5)
@@ -323,7 +323,40 @@ def test_compiled_lsm_parallel_batch_kernel_equals_serial_and_reference() -> Non
         ref, ref_end = core._reservoir_torch(x, core.initial_state(4))
         serial = [core._reservoir(x[b:b + 1], core.initial_state(1))[0] for b in range(4)]  # batch 1: serial
     if use_parallel(80, 4):  # (not with NUMBA_NUM_THREADS=1)
-        assert lsm_numba._run_par.signatures  # the multi-threaded kernel really ran
+        assert reservoir_numba._run_par.signatures  # the multi-threaded kernel really ran
     assert torch.equal(out, torch.cat(serial))
     torch.testing.assert_close(out, ref)
     torch.testing.assert_close(end, ref_end)
+
+
+def test_compiled_esn_equals_torch_reference_within_float32_rounding() -> None:
+    """The ESN kernel (sequences without gradients) vs the torch loop: same function, float32 rounding
+    apart (the kernel's tanh is correctly rounded, torch's within 1 ulp); single steps stay on torch."""
+    from liquid_control.nets import reservoir_numba
+
+    core = make_core("esn", 6, 2, units=150, leak_rate=0.4, seed=3)
+    x, s0 = torch.randn(5, 60, 6), 0.5 * torch.randn(5, 150)  # 300 (step, sample) pairs: parallel kernel
+    with torch.no_grad():
+        out, end = core._reservoir(x, s0)
+        ref, ref_end = core._reservoir_torch(x, s0)
+        first, mid = core._reservoir(x[:1, :30], s0[:1])  # batch 1: serial kernel, state carried over
+        second, _ = core._reservoir(x[:1, 30:], mid)
+    assert reservoir_numba._esn_ser.signatures
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(end, ref_end, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(torch.cat([first, second], 1), ref[:1], rtol=1e-5, atol=1e-6)
+    step = torch.randn(3, 1, 6)  # a closed-loop step: the torch path, bit for bit
+    with torch.no_grad():
+        assert torch.equal(core._reservoir(step, s0[:3])[0], core._reservoir_torch(step, s0[:3])[0])
+    xg = x.clone().requires_grad_(True)  # gradients: the differentiable torch path
+    core._reservoir(xg, s0)[0].sum().backward()
+    assert xg.grad is not None and xg.grad.abs().sum() > 0
+
+
+def test_kernel_tanh_is_correctly_rounded_float32() -> None:
+    from liquid_control.nets import reservoir_numba
+
+    z = np.concatenate([np.linspace(-30, 30, 20001), np.geomspace(1e-30, 1.0, 2000),
+                        -np.geomspace(1e-30, 1.0, 2000), [0.0]]).astype(np.float32)
+    exact = np.tanh(z.astype(np.float64)).astype(np.float32)
+    np.testing.assert_array_equal(reservoir_numba.tanh32(z), exact)
