@@ -395,6 +395,15 @@ def _threads() -> None:
         numba.set_num_threads(want)
 
 
+def pick_kernel(parallel, serial, steps: int, batch: int):
+    """The multi-threaded twin for a large (steps, batch) call (numba's pool sized to torch's threads
+    first), else the serial one; both compute the same thing."""
+    if use_parallel(steps, batch):
+        _threads()
+        return parallel
+    return serial
+
+
 class LTCSequence(torch.autograd.Function):
     """(outputs (T,B,M), final state (B,N)) of the LTC over raw inputs x (T,B,S) from h0 (B,N).
 
@@ -416,8 +425,7 @@ class LTCSequence(torch.autograd.Function):
         v_out = np.empty((steps, batch, h0.shape[1]), dtype=xn.dtype)
         v_start = np.empty_like(v_out)
         eps_t = xn.dtype.type(eps)
-        _threads()
-        kernel = _fast_forward_par if use_parallel(steps, batch) else _fast_forward_ser
+        kernel = pick_kernel(_fast_forward_par, _fast_forward_ser, steps, batch)
         kernel(u, _np(h0), cm_t, _np(keep), _np(g), _np(gvl), rows, *edges, srows, *sedges,
                eps_t, unfolds, v_out, v_start)  # fmt: skip
         y = v_out[:, :, :motors] * _np(out_w) + _np(out_b)
@@ -452,8 +460,7 @@ class LTCSequence(torch.autograd.Function):
         sig_n, ssig_n = _np(sig), _np(ssig)
         edges = [_pad(_np(a), pidx, size) for a in (sig, sig * mu, wd, wn)]
         sedges = [_pad(_np(a), spidx, ssize) for a in (ssig, ssig * smu, swd, swn)]
-        _threads()
-        kernel = _fast_backward_par if use_parallel(steps, batch) else _fast_backward_ser
+        kernel = pick_kernel(_fast_backward_par, _fast_backward_ser, steps, batch)
         kernel(
             gV, u, cm_t, _np(keep), _np(g), _np(gvl), rows, *edges, srows, *sedges,
             ctx.eps, unfolds, v_start, g_u, g_h0, g_cmt, g_g, g_gvl, *g_edges, *g_sedges,
@@ -626,11 +633,7 @@ def infer_sequence(cell, u: np.ndarray, h0: np.ndarray, cm_t: np.ndarray, keep: 
     steps, batch, _ = u.shape
     v_out = np.empty((steps, batch, h0.shape[1]), dtype=u.dtype)
     v_start, ns, ds = (np.empty_like(v_out) for _ in range(3))
-    if use_parallel(steps, batch):
-        _threads()
-        kernel = _forward_par
-    else:
-        kernel = _forward_ser
+    kernel = pick_kernel(_forward_par, _forward_ser, steps, batch)
     kernel(u, h0, cm_t, keep, g, gvl, src, dst, sig, mu, wd, wn, ssrc, sdst, ssig, smu, swd, swn,
            cell._epsilon, cell._ode_unfolds, v_out, v_start, ns, ds)  # fmt: skip
     return torch.from_numpy(v_out)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -180,22 +181,29 @@ class ReservoirCore(RecurrentCore):
             return (s[:, self.rec_idx] * self.rec_val).sum(-1)
         return (self.sparse_recurrent() @ s.T).T
 
-    def sparse_recurrent(self) -> Tensor:
-        """W as a torch CSR tensor, rebuilt whenever the recurrent buffers change (load_state_dict, .to)."""
+    def _derived(self, name: str, build: Callable[[], Any]) -> Any:
+        """A copy of W in another layout (``build()``), cached under ``name`` (dropped from pickles) and
+        rebuilt whenever the recurrent buffers change (load_state_dict, .to, in-place edits)."""
         key = (self.rec_val.data_ptr(), self.rec_val._version, self.rec_idx.data_ptr(), self.rec_idx._version,
                str(self.rec_val.device), self.rec_val.dtype)
-        cached = self.__dict__.get("_csr")
+        cached = self.__dict__.get(name)
         if cached is None or cached[0] != key:
-            idx, val = self.rec_idx, self.rec_val.detach()
-            crow = torch.arange(0, idx.numel() + 1, idx.shape[1], device=idx.device)
-            order = torch.argsort(idx, dim=1)  # CSR wants sorted column indices within a row
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # "sparse CSR support is in beta"
-                csr = torch.sparse_csr_tensor(crow, torch.gather(idx, 1, order).reshape(-1),
-                                              torch.gather(val, 1, order).reshape(-1),
-                                              size=(self.units, self.units))
-            self.__dict__["_csr"] = cached = (key, csr)
+            self.__dict__[name] = cached = (key, build())
         return cached[1]
+
+    def sparse_recurrent(self) -> Tensor:
+        """W as a torch CSR tensor (cached, see :meth:`_derived`)."""
+        return self._derived("_csr", self._build_csr)
+
+    def _build_csr(self) -> Tensor:
+        idx, val = self.rec_idx, self.rec_val.detach()
+        crow = torch.arange(0, idx.numel() + 1, idx.shape[1], device=idx.device)
+        order = torch.argsort(idx, dim=1)  # CSR wants sorted column indices within a row
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "sparse CSR support is in beta"
+            return torch.sparse_csr_tensor(crow, torch.gather(idx, 1, order).reshape(-1),
+                                           torch.gather(val, 1, order).reshape(-1),
+                                           size=(self.units, self.units))
 
     def readout_inputs(self, x: Tensor, state: Tensor | None = None, resets: Tensor | None = None
                        ) -> tuple[Tensor, Tensor]:
@@ -257,12 +265,9 @@ class EchoStateNetwork(ReservoirCore):
             return self._reservoir_torch(x, state)
         with torch.no_grad():
             drive = (x @ self.w_in.T + self.bias).numpy()
-        key = (self.rec_val.data_ptr(), self.rec_val._version, self.rec_idx.data_ptr(), self.rec_idx._version)
-        cached = self.__dict__.get("_fanin")
-        if cached is None or cached[0] != key:
-            fanin = _kernels.fanin_sorted(self.rec_idx.numpy(), self.rec_val.detach().float().numpy())
-            self.__dict__["_fanin"] = cached = (key, fanin)
-        out = torch.from_numpy(_kernels.run_esn(drive, state.detach().numpy(), cached[1], self.leak_rate))
+        fanin = self._derived("_fanin", lambda: _kernels.fanin_sorted(self.rec_idx.numpy(),
+                                                                      self.rec_val.detach().float().numpy()))
+        out = torch.from_numpy(_kernels.run_esn(drive, state.detach().numpy(), fanin, self.leak_rate))
         return out, out[:, -1].clone()
 
     def _reservoir_torch(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
@@ -357,15 +362,12 @@ class LiquidStateMachine(ReservoirCore):
         with torch.no_grad():
             current = (self.bias + x @ self.w_in.T).float().numpy()
             parts = tuple(state[:, k * n:(k + 1) * n].detach().float().numpy() for k in range(4))
-        key = (self.rec_val.data_ptr(), self.rec_val._version, self.rec_idx.data_ptr(), self.rec_idx._version)
-        cached = self.__dict__.get("_csc")
-        if cached is None or cached[0] != key:
-            csc = _kernels.csc_of(self.rec_idx.numpy(), self.rec_val.detach().float().numpy(), n)
-            self.__dict__["_csc"] = cached = (key, csc)
+        csc = self._derived("_csc", lambda: _kernels.csc_of(self.rec_idx.numpy(),
+                                                            self.rec_val.detach().float().numpy(), n))
         ds = self.dt / self.substeps
-        out, new = _kernels.run_lsm(current, parts, cached[1], decay=math.exp(-ds / self.tau_m),
-                                       trace_decay=math.exp(-ds / self.tau_trace), ds=ds, t_ref=self.t_ref,
-                                       v_reset=self.v_reset, threshold=self.threshold, substeps=self.substeps)
+        out, new = _kernels.run_lsm(current, parts, csc, decay=math.exp(-ds / self.tau_m),
+                                    trace_decay=math.exp(-ds / self.tau_trace), ds=ds, t_ref=self.t_ref,
+                                    v_reset=self.v_reset, threshold=self.threshold, substeps=self.substeps)
         dtype = x.dtype if x.dtype.is_floating_point else torch.float32
         return (torch.from_numpy(out).to(dtype),
                 torch.from_numpy(np.concatenate(new, axis=1)).to(dtype))

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from liquid_control.nets.ltc_numba import _OPTS, _exp64_compat, _threads, _twin, use_parallel
+from liquid_control.nets.ltc_numba import _OPTS, _exp64_compat, _twin, pick_kernel
 
 
 def _run_impl(current, v, ref, trace, spikes, out_ptr, out_idx, out_val, decay, trace_decay, ds, t_ref,
@@ -90,9 +90,7 @@ def run_lsm(current: np.ndarray, state: tuple[np.ndarray, np.ndarray, np.ndarray
     v, ref, trace, spikes = (np.array(a, np.float32, order="C", copy=True) for a in state)
     f = np.float32
     batch, steps = current.shape[:2]
-    kernel = _run_par if use_parallel(steps, batch) else _run_ser  # many samples: one thread each
-    if kernel is _run_par:
-        _threads()
+    kernel = pick_kernel(_run_par, _run_ser, steps, batch)  # many samples: one thread each
     out = kernel(np.ascontiguousarray(current, np.float32), v, ref, trace, spikes, *csc, f(decay),
                  f(trace_decay), f(ds), f(t_ref), f(v_reset), f(threshold), int(substeps))
     return out, (v, ref, trace, spikes)
@@ -157,8 +155,6 @@ def run_esn(drive: np.ndarray, h0: np.ndarray, fanin: tuple[np.ndarray, np.ndarr
             ) -> np.ndarray:
     """States ``(B, T, n)`` of the leaky ESN for ``drive = W_in x + b (B, T, n)`` from ``h0 (B, n)``."""
     batch, steps = drive.shape[:2]
-    kernel = _esn_par if use_parallel(steps, batch) else _esn_ser
-    if kernel is _esn_par:
-        _threads()
+    kernel = pick_kernel(_esn_par, _esn_ser, steps, batch)
     return kernel(np.ascontiguousarray(drive, np.float32), np.ascontiguousarray(h0, np.float32), *fanin,
                   np.float32(1.0 - leak), np.float32(leak))
