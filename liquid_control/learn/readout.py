@@ -49,7 +49,7 @@ def readout_targets(policy: PolicyNet, actions: torch.Tensor, clip: float = TARG
 
 
 @torch.no_grad()
-def episode_features(policy: PolicyNet, episodes: list[dict], batch: int = 32, progress: bool = False,
+def episode_features(policy: PolicyNet, episodes: list[dict], batch: int = 64, progress: bool = False,
                      desc: str = "reservoir states"):
     """Yield ``(phi (N, D), actions (N, A))`` over the valid steps of batches of episodes."""
     _check_reservoir(policy)

@@ -360,3 +360,34 @@ def test_kernel_tanh_is_correctly_rounded_float32() -> None:
                         -np.geomspace(1e-30, 1.0, 2000), [0.0]]).astype(np.float32)
     exact = np.tanh(z.astype(np.float64)).astype(np.float32)
     np.testing.assert_array_equal(reservoir_numba.tanh32(z), exact)
+
+
+@pytest.mark.parametrize("lanes", [0, 5, 16])
+def test_compiled_lsm_lane_kernel_gives_the_event_driven_bits(lanes: int) -> None:
+    """Samples side by side (a last, partial group of lanes included) give the same traces and end state as
+    one event-driven sample at a time and as the torch reference, and a sequence split in two continues
+    exactly from the returned state."""
+    from liquid_control.nets import reservoir_numba as kernels
+
+    core = make_core("lsm", 6, 2, units=130, substeps=3, seed=7)
+    x = torch.randn(21, 24, 6) * 2.0
+    state = core.initial_state(21)
+    n, ds = core.units, core.dt / core.substeps
+    current = (core.bias + x @ core.w_in.T).detach().numpy()
+    parts = tuple(state[:, k * n:(k + 1) * n].numpy() for k in range(4))
+    csc = kernels.csc_of(core.rec_idx.numpy(), core.rec_val.detach().numpy(), n)
+    args = (csc, core.fanin_lists())
+    kw = dict(decay=math.exp(-ds / core.tau_m), trace_decay=math.exp(-ds / core.tau_trace), ds=ds,
+              t_ref=core.t_ref, v_reset=core.v_reset, threshold=core.threshold, substeps=core.substeps)
+    out, end = kernels.run_lsm(current, parts, *args, lanes=lanes, **kw)
+    one_by_one = [kernels.run_lsm(current[b:b + 1], tuple(p[b:b + 1] for p in parts), *args, lanes=0, **kw)[0]
+                  for b in range(21)]
+    first, mid = kernels.run_lsm(current[:, :10], parts, *args, lanes=lanes, **kw)
+    rest, end2 = kernels.run_lsm(current[:, 10:], mid, *args, lanes=lanes, **kw)
+    with torch.no_grad():
+        ref, ref_end = core._reservoir_torch(x, state)
+    assert 0.05 < (out > 0).mean() and np.array_equal(out, np.concatenate(one_by_one))
+    assert np.array_equal(out, np.concatenate([first, rest], axis=1))
+    assert all(np.array_equal(a, b) for a, b in zip(end, end2, strict=True))
+    assert torch.equal(torch.from_numpy(out), ref)
+    assert torch.equal(torch.from_numpy(np.concatenate(end, axis=1)), ref_end)
