@@ -278,6 +278,36 @@ def test_ridge_chunked_triangular_gram_equals_float64_and_alpha_grid() -> None:
         RidgeAccumulator(3, 1).solve(1.0)
 
 
+@pytest.mark.parametrize("collinear", [False, True])
+def test_ridge_solve_equals_float64_solve(collinear: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The float32-factor-plus-refinement solve gives the float64 answer, on well-conditioned data and on
+    nearly collinear features where the float32 factor is too coarse for the small alphas (those take the
+    float64 factorisation)."""
+    import liquid_control.nets.reservoir as reservoir
+
+    rng = np.random.default_rng(3)
+    x = rng.random(size=(2000, 60)) ** 3
+    if collinear:
+        x[:, 30:] = x[:, :30] + 1e-6 * rng.normal(size=(2000, 30))
+    y = x @ rng.normal(size=(60, 2)) + 0.05 * rng.normal(size=(2000, 2))
+    acc = RidgeAccumulator(60, 2)
+    acc.add(x, y)
+    gram, cross, mx, my = acc.centred()
+    calls = []
+    refined = reservoir._refined_solve
+    monkeypatch.setattr(reservoir, "_refined_solve", lambda *a, **k: calls.append(r := refined(*a, **k)) or r)
+    alphas = [0.0, 1e-9, 1e-6, 1e-3, 1.0] if collinear else [1e-6, 1e-3, 1.0]
+    for alpha, (w, b) in acc.solve_many(alphas).items():
+        a = gram + alpha * acc.n * np.eye(60)
+        want = np.linalg.solve(a, cross)
+        tol = 1e-14 * np.linalg.cond(a) + 1e-12  # what any backward-stable float64 solve guarantees
+        assert np.abs(w.T - want).max() <= tol * np.abs(want).max()
+        assert np.abs(b - (my - mx @ want)).max() <= tol * np.abs(my - mx @ want).max() + 1e-9
+    refined_ok = [c is not None for c in calls]
+    assert refined_ok[-1]  # alpha = 1: the float32 factor serves
+    assert all(refined_ok) != collinear  # collinear features: some alphas need the float64 factorisation
+
+
 def test_rls_matches_textbook_recursion_with_forgetting_and_cap() -> None:
     rng = np.random.default_rng(5)
     d, lam = 4, 0.9
