@@ -5,8 +5,9 @@ readout, the shapes of DroneNav or RoverNav), it times the two phases of ``learn
 
 * ``states``: run the frozen reservoir over the episodes and fold its states into the ridge statistics
   (the float32 upper-triangle Gram matrix, summed in float64);
-* ``solve``: centre, then one Cholesky solve per ridge alpha (one alpha, and the full validation grid;
-  a symmetric eigendecomposition shared by all alphas was ~40x slower than one Cholesky at d = 6716).
+* ``solve``: centre, then per ridge alpha one float32 Cholesky factor refined to float64 accuracy (one
+  alpha, and the full validation grid; a symmetric eigendecomposition shared by all alphas was ~40x
+  slower than one Cholesky at d = 6716).
 
 Figures are wall-clock and process CPU seconds (the machine may be shared: CPU seconds are the steadier
 figure) plus the floating-point work of the Gram matrix (``steps * d^2``, the unavoidable part). A
