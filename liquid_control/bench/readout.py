@@ -146,7 +146,8 @@ def measure(core: str, shape: str, args: argparse.Namespace) -> dict[str, Any]:
                       "speedup_cpu": c_ref / max(c_new, 1e-9),
                       "reference_cpu_s_per_100k_steps": c_ref / args.ref_steps * 1e5},
     }
-    row["fit_alpha_grid"]["under_1_min_cpu"] = row["fit_alpha_grid"]["cpu_s"] < 60.0
+    row["fit_alpha_grid"]["under_1_min_wall"] = row["fit_alpha_grid"]["wall_s"] < 60.0  # the issue's target
+    row["fit_alpha_grid"]["under_1_min_cpu"] = row["fit_alpha_grid"]["cpu_s"] < 60.0  # all threads' time
     return row
 
 
