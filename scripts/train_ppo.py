@@ -12,6 +12,9 @@
         --target-kl 0.02 --log-std-init -2.0 --critic-warmup 8 --eval-freq 25000 --out runs/ppo-nav/lr3e-5
     # ... and ship the val-selected policy like the zoo does (policies/NAME, results/NAME/<suite>.json)
     .venv/bin/python scripts/train_ppo.py ship --run runs/ppo-nav/lr3e-5 --name dronenav-ltc-ppo --workers 2
+    # several training seeds (the same command with --seed 1, --seed 2): the val-best one is shipped, every
+    # seed is tested after selection (README "Training seeds" table: test mean +- sd over seeds)
+    ... ship --run runs/ppo-rover/lr3e-5 --run runs/ppo-rover/ltc-s1 --run runs/ppo-rover/ltc-s2 --name ...
     # RoverNav the same way (the env is the BC checkpoint's): run of 2026-12-01, 217k steps in 11 min,
     # test success 0.44 vs 0.34 for BC on the same episodes; shipped as rovernav-ltc-ppo
     ... nav --init runs/ppo-rover/init (a copy of policies/rovernav-ltc) ... --out runs/ppo-rover/lr3e-5
@@ -72,7 +75,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("task", choices=["hover", "nav", "ship"],
                    help="ship: copy a finished run's selected policy to policies/NAME (see ship_run)")
-    p.add_argument("--run", default=None, help="ship: the run dir (holding summary.json)")
+    p.add_argument("--run", action="append", default=None,
+                   help="ship: the run dir (holding summary.json); repeat for several training seeds")
     p.add_argument("--name", default=None, help="ship: policies/ name, e.g. dronenav-ltc-ppo")
     p.add_argument("--action-type", default="ctbr", choices=["ctbr", "rpm", "velocity"], help="hover actions")
     p.add_argument("--init", default=None, help="nav: the BC checkpoint to fine-tune (required)")
@@ -115,7 +119,7 @@ def main() -> int:
     if args.task == "ship":
         if not args.run or not args.name:
             p.error("ship needs --run RUN and --name NAME")
-        dest = ship_run(Path(args.run), args.name, args.eval_episodes, args.workers)
+        dest = ship_run([Path(r) for r in args.run], args.name, args.eval_episodes, args.workers)
         print(json.dumps({"shipped": str(dest), **json.loads((dest / "card.json").read_text())["evaluation"]},
                          indent=2))
         return 0
@@ -196,24 +200,47 @@ def main() -> int:
     return 0
 
 
-def ship_run(run: Path, name: str, episodes: int, workers: int | None) -> Path:
-    """Ship a finished run's val-selected PPO policy as ``policies/NAME`` with zoo-shaped card and results.
+def ship_run(runs: Path | list[Path], name: str, episodes: int, workers: int | None) -> Path:
+    """Ship the val-selected PPO policy of one or several finished runs (training seeds) as ``policies/NAME``.
 
     Reuses ``scripts/train_zoo.py``'s ``ship`` (checkpoint copy, every suite of the env evaluated with
     ``episodes`` episodes at seed 0 into ``results/NAME/<suite>.json``, card with selection/evaluation),
     then adds the PPO config, the BC-vs-PPO test comparison of the run and the warm start's provenance.
+    Several runs (one per ``--seed``, same env and warm start): each run's own val-selected policy is
+    evaluated again on the SAME val episodes (seed 1000, the seed-0 run's), the best of them is shipped,
+    and every seed is evaluated on the test suite after selection (``results/NAME/seeds/test-s<seed>``),
+    as the zoo does for BC seeds.
     """
     import argparse as _argparse
     import sys
 
     if str(Path(__file__).parent) not in sys.path:  # train_zoo lives next to this script
         sys.path.insert(0, str(Path(__file__).parent))
-    from train_zoo import ROOT, ship, short_name
+    from train_zoo import ROOT, ship, short_name, test_every_seed
 
-    summary = json.loads((run / "summary.json").read_text())
-    env_short = short_name(summary["env"])
+    runs = [runs] if isinstance(runs, Path) else list(runs)
+    summaries = [json.loads((run / "summary.json").read_text()) for run in runs]
+    env = summaries[0]["env"]
+    env_short = short_name(env)
     if not name.startswith(env_short + "-") or "/" in name:
         raise ValueError(f"--name must look like {env_short}-<policy>, got {name!r}")
+    if any(s["env"] != env for s in summaries):
+        raise ValueError(f"the runs were trained on different envs: {sorted({s['env'] for s in summaries})}")
+    seeds = [s["seed"] for s in summaries]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"one run per training seed, got seeds {seeds}")
+    records = []
+    for s in summaries:
+        sel = s["selection"]
+        records.append({"core": name[len(env_short) + 1:], "seed": s["seed"], "checkpoint": sel["checkpoint"],
+                        "val": sel["val"][sel["selected"]], "train_wall_clock_s": s["train_wall_clock_s"]})
+    if len(records) > 1:  # compare the seeds on the same val episodes
+        for rec, s in zip(records, summaries, strict=True):
+            rec["val"] = _metrics(rec["checkpoint"], env, s.get("env_options") or {}, "val",
+                                  s["selection"]["episodes"], 1000, workers)
+    best_i = max(range(len(records)), key=lambda i: (records[i]["val"]["success_rate"]["mean"],
+                                                     records[i]["val"].get("spl", {}).get("mean") or 0.0))
+    record, summary = records[best_i], summaries[best_i]
     sel = summary["selection"]
     ckpt = Path(sel["checkpoint"])
     run_card = json.loads((ckpt / "card.json").read_text())
@@ -223,10 +250,10 @@ def ship_run(run: Path, name: str, episodes: int, workers: int | None) -> Path:
         init_card = json.loads(init_path.read_text()) if init_path.exists() else {}
     dest = ROOT / "policies" / name
     (dest / "card.json").unlink(missing_ok=True)  # never let ship() reuse an older policy's results
-    record = {"core": name[len(env_short) + 1:], "seed": summary["seed"], "checkpoint": str(ckpt),
-              "val": sel["val"][sel["selected"]], "train_wall_clock_s": summary["train_wall_clock_s"]}
-    zoo_args = _argparse.Namespace(env=summary["env"], eval_episodes=episodes, workers=workers)
-    dest = ship(record, zoo_args, env_short, init_card.get("demonstrations") or {}, [record])
+    zoo_args = _argparse.Namespace(env=env, eval_episodes=episodes, workers=workers)
+    if len(records) > 1:
+        test_every_seed(records, zoo_args, ROOT / "results" / name / "seeds")
+    dest = ship(record, zoo_args, env_short, init_card.get("demonstrations") or {}, records)
     card = json.loads((dest / "card.json").read_text())
     card["selection"]["candidates"] = sel["val"]  # final / best-val PPO (and BC) on the same val episodes
     card["selection"]["selected"] = sel["selected"]

@@ -45,3 +45,47 @@ def test_nav_fine_tunes_on_the_env_of_its_bc_checkpoint(script, tmp_path: Path):
         script._env_of(str(tmp_path))
     with pytest.raises(SystemExit, match="not a checkpoint"):
         script._env_of(str(tmp_path / "missing"))
+
+
+def _run(tmp_path: Path, seed: int, env: str = "LiquidControl/RoverNav-v0") -> Path:
+    run = tmp_path / f"s{seed}"
+    ckpt = run / "policy"
+    ckpt.mkdir(parents=True)
+    (ckpt / "card.json").write_text(json.dumps({"env_steps": 10}))
+    val = {"success_rate": {"mean": 0.1 * seed}, "spl": {"mean": 0.0}}
+    (run / "summary.json").write_text(json.dumps({
+        "env": env, "seed": seed, "train_wall_clock_s": 60.0 + seed, "env_options": {},
+        "selection": {"episodes": 30, "val": {"ppo": val}, "selected": "ppo", "checkpoint": str(ckpt)},
+        "test": {"ppo": {}}}))
+    return run
+
+
+def test_ship_of_several_seeds_selects_on_the_same_val_episodes(script, tmp_path: Path, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(script.__file__).parent))  # ship_run imports train_zoo from there
+    import train_zoo
+    runs = [_run(tmp_path, seed) for seed in (0, 1, 2)]
+    on_val = {str(r / "policy"): v for r, v in zip(runs, (0.5, 0.7, 0.6), strict=True)}  # re-evaluated val
+    calls, shipped = [], {}
+    monkeypatch.setattr(script, "_metrics", lambda ckpt, env, ov, where, n, seed, w: calls.append(
+        (where, n, seed)) or {"success_rate": {"mean": on_val[ckpt]}})
+    monkeypatch.setattr(train_zoo, "test_every_seed", lambda recs, args, dest: [
+        r.update(test={"success_rate": {"mean": 0.2}}) for r in recs])
+
+    def fake_ship(best, args, env_short, demos, records):
+        shipped.update(best=best, records=records)
+        dest = tmp_path / "policies" / "rovernav-ltc-ppo"
+        dest.mkdir(parents=True, exist_ok=True)
+        (dest / "card.json").write_text(json.dumps({"selection": {}}))
+        return dest
+
+    monkeypatch.setattr(train_zoo, "ship", fake_ship)
+    dest = script.ship_run(runs, "rovernav-ltc-ppo", 5, 1)
+    assert calls == [("val", 30, 1000)] * 3  # every seed on the seed-0 run's val episodes
+    assert shipped["best"]["seed"] == 1 and [r["seed"] for r in shipped["records"]] == [0, 1, 2]
+    assert all("test" in r for r in shipped["records"])
+    assert json.loads((dest / "card.json").read_text())["selection"]["selected"] == "ppo"
+    with pytest.raises(ValueError, match="one run per training seed"):
+        script.ship_run([runs[0], runs[0]], "rovernav-ltc-ppo", 5, 1)
+    other = _run(tmp_path / "d", 3, env="LiquidControl/DroneNav-v0")
+    with pytest.raises(ValueError, match="different envs"):
+        script.ship_run([runs[0], other], "rovernav-ltc-ppo", 5, 1)
