@@ -79,6 +79,7 @@ def test_ship_of_several_seeds_selects_on_the_same_val_episodes(script, tmp_path
         return dest
 
     monkeypatch.setattr(train_zoo, "ship", fake_ship)
+    monkeypatch.setattr(train_zoo, "ROOT", tmp_path)  # never touch the repository's policies/
     dest = script.ship_run(runs, "rovernav-ltc-ppo", 5, 1)
     assert calls == [("val", 30, 1000)] * 3  # every seed on the seed-0 run's val episodes
     assert shipped["best"]["seed"] == 1 and [r["seed"] for r in shipped["records"]] == [0, 1, 2]
