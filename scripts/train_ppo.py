@@ -200,12 +200,6 @@ def main() -> int:
     return 0
 
 
-def _same_bytes(a: Path, b: Path) -> bool:
-    import filecmp
-
-    return a.exists() and b.exists() and filecmp.cmp(a, b, shallow=False)
-
-
 def ship_run(runs: Path | list[Path], name: str, episodes: int, workers: int | None) -> Path:
     """Ship the val-selected PPO policy of one or several finished runs (training seeds) as ``policies/NAME``.
 
@@ -254,9 +248,6 @@ def ship_run(runs: Path | list[Path], name: str, episodes: int, workers: int | N
     if run_card.get("init"):
         init_path = Path(run_card["init"]) / "card.json"
         init_card = json.loads(init_path.read_text()) if init_path.exists() else {}
-    dest = ROOT / "policies" / name
-    if not _same_bytes(dest / "policy.pt", ckpt / "policy.pt"):  # ship() reuses the suite results only
-        (dest / "card.json").unlink(missing_ok=True)  # of this very checkpoint, never an older policy's
     zoo_args = _argparse.Namespace(env=env, eval_episodes=episodes, workers=workers)
     if len(records) > 1:
         test_every_seed(records, zoo_args, ROOT / "results" / name / "seeds")

@@ -108,17 +108,25 @@ def _headline(res: dict) -> dict:
     return {k: res["metrics"][k] for k in ("success_rate", "spl", "collision_rate", "timeout_rate")}
 
 
+def _same_bytes(a: Path, b: Path) -> bool:
+    import filecmp
+
+    return a.exists() and b.exists() and filecmp.cmp(a, b, shallow=False)
+
+
 def ship(best: dict, args: argparse.Namespace, env_short: str, demos_manifest: dict, runs: list) -> Path:
     """Copy the selected checkpoint into policies/ and evaluate it on every suite.
 
-    When the shipped checkpoint is already this one (same seed, same evaluation size), its suite
-    results are kept and only the selection record (every seed's val result) is updated.
+    When the shipped checkpoint is already this one (same seed, same evaluation size, byte-identical
+    weights), its suite results are kept and only the selection record (every seed's val result) is
+    updated; a retrained or another run's policy of the same seed is evaluated afresh.
     """
     name = f"{env_short}-{best['core']}"
     dest = ROOT / "policies" / name
     old = json.loads((dest / "card.json").read_text()) if (dest / "card.json").exists() else {}
     same = (old.get("selection", {}).get("selected_seed") == best["seed"]
-            and old.get("evaluation", {}).get("episodes") == args.eval_episodes)
+            and old.get("evaluation", {}).get("episodes") == args.eval_episodes
+            and _same_bytes(dest / "policy.pt", Path(best["checkpoint"]) / "policy.pt"))
     dest.mkdir(parents=True, exist_ok=True)
     for f in ("policy.pt", "config.json"):
         shutil.copy2(Path(best["checkpoint"]) / f, dest / f)

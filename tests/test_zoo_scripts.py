@@ -72,3 +72,25 @@ def test_test_every_seed_evaluates_each_run_and_reuses_files(tmp_path: Path, loa
     again = [{"seed": 1, "checkpoint": "random"}]
     zoo.test_every_seed(again, args, tmp_path / "seeds")  # reused from the file: no new evaluation
     assert again[0]["test"]["success_rate"]["mean"] == 1.0
+
+
+def test_ship_keeps_suite_results_only_for_the_same_checkpoint(tmp_path: Path, load_script, monkeypatch):
+    """A re-ship of the same seed reuses the suite results only when the weights are byte-identical: a
+    retrained (or another run's) policy of the same seed is evaluated afresh."""
+    zoo = load_script("train_zoo")
+    monkeypatch.setattr(zoo, "ROOT", tmp_path)  # never touch the repository's policies/
+    evaluated = []
+    monkeypatch.setattr(zoo, "evaluate_suites",
+                        lambda dest, args, out: evaluated.append(dest) or {"test": 0.5})
+    ckpt = tmp_path / "run"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text("{}")
+    (ckpt / "card.json").write_text("{}")
+    args = argparse.Namespace(env="LiquidControl/RoverNav-v0", eval_episodes=5, workers=1)
+    best = {"core": "ltc", "seed": 0, "checkpoint": str(ckpt), "val": {}, "train_wall_clock_s": 1.0}
+    for weights in (b"weights-a", b"weights-a", b"weights-b"):  # first ship, same checkpoint, retrained
+        (ckpt / "policy.pt").write_bytes(weights)
+        dest = zoo.ship(best, args, "rovernav", {}, [best])
+    assert len(evaluated) == 2  # the first ship and the retrained policy; the re-ship kept its results
+    card = json.loads((dest / "card.json").read_text())
+    assert card["evaluation"]["suites"] == {"test": 0.5} and (dest / "policy.pt").read_bytes() == b"weights-b"

@@ -91,26 +91,3 @@ def test_ship_of_several_seeds_selects_on_the_same_val_episodes(script, tmp_path
     with pytest.raises(ValueError, match="different envs"):
         script.ship_run([runs[0], other], "rovernav-ltc-ppo", 5, 1)
 
-
-def test_ship_keeps_suite_results_only_for_the_same_checkpoint(script, tmp_path: Path, monkeypatch):
-    monkeypatch.syspath_prepend(str(Path(script.__file__).parent))
-    import train_zoo
-
-    run = _run(tmp_path, 0)
-    (run / "policy" / "policy.pt").write_bytes(b"weights-a")
-    dest = tmp_path / "policies" / "rovernav-ltc-ppo"
-    dest.mkdir(parents=True)
-    seen = []
-
-    def fake_ship(best, args, env_short, demos, records):
-        seen.append((dest / "card.json").exists())  # what ship() may reuse
-        (dest / "card.json").write_text(json.dumps({"selection": {}}))
-        return dest
-
-    monkeypatch.setattr(train_zoo, "ship", fake_ship)
-    monkeypatch.setattr(train_zoo, "ROOT", tmp_path)
-    for shipped in (b"weights-a", b"weights-b"):  # the same checkpoint, then another policy's
-        (dest / "policy.pt").write_bytes(shipped)
-        (dest / "card.json").write_text("{}")
-        script.ship_run(run, "rovernav-ltc-ppo", 5, 1)
-    assert seen == [True, False]
