@@ -37,6 +37,22 @@ from liquid_control.nets.ltc_numba import _OPTS, _exp64_compat, _twin, pick_kern
 LANES = (32, 16)  # samples side by side in the lane kernel, the widest that gives every thread a group
 
 
+def _lif_update(cur, v, ref, trace, syn, decay, trace_decay, ds, t_ref, v_reset, threshold):
+    """One LIF sub-step of one neuron: (v, ref, trace, spiked) from its drive and recurrent input."""
+    zero, one, eps = np.float32(0.0), np.float32(1.0), np.float32(1e-12)
+    tiny = np.float32(1.1754944e-38)  # smallest normal float32: a decayed trace below it becomes 0
+    vi = cur + (v - cur) * decay + syn
+    vi = vi if ref <= eps else v_reset  # every value computed, then selected: no data-dependent branches
+    spk = vi >= threshold
+    r = ref - ds
+    tr = trace * trace_decay
+    return (v_reset if spk else vi, t_ref if spk else (r if r > zero else zero),
+            (tr + one) if spk else (tr if tr >= tiny else zero), spk)
+
+
+_lif_update_jit = numba.njit(inline="always", **_OPTS)(_lif_update)
+
+
 def _run_impl(current, v, ref, trace, spikes, out_ptr, out_idx, out_val, decay, trace_decay, ds, t_ref,
               v_reset, threshold, substeps):  # pragma: no cover - compiled
     batch, steps, n = current.shape
@@ -82,22 +98,6 @@ def csc_of(rec_idx: np.ndarray, rec_val: np.ndarray, units: int) -> tuple[np.nda
     ptr = np.zeros(units + 1, np.int64)
     np.cumsum(np.bincount(pre, minlength=units), out=ptr[1:])
     return ptr, post[order].astype(np.int64), rec_val.ravel()[order].astype(np.float32)
-
-
-def _lif_update(cur, v, ref, trace, syn, decay, trace_decay, ds, t_ref, v_reset, threshold):
-    """One LIF sub-step of one neuron: (v, ref, trace, spiked) from its drive and recurrent input."""
-    zero, one, eps = np.float32(0.0), np.float32(1.0), np.float32(1e-12)
-    tiny = np.float32(1.1754944e-38)  # smallest normal float32: a decayed trace below it becomes 0
-    vi = cur + (v - cur) * decay + syn
-    vi = vi if ref <= eps else v_reset  # every value computed, then selected: no data-dependent branches
-    spk = vi >= threshold
-    r = ref - ds
-    tr = trace * trace_decay
-    return (v_reset if spk else vi, t_ref if spk else (r if r > zero else zero),
-            (tr + one) if spk else (tr if tr >= tiny else zero), spk)
-
-
-_lif_update_jit = numba.njit(inline="always", **_OPTS)(_lif_update)
 
 
 def _pull_impl(spikes, syn, pre, w, lanes):  # pragma: no cover - compiled
