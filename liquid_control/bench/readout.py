@@ -94,7 +94,10 @@ def _accumulate(policy, episodes: list[dict], reference: bool = False):
     core = policy.core
     acc = RidgeAccumulator(core.readout_features, policy.config.act_dim)
     if reference:
-        patched = {"_recurrent": lambda s: (s[:, core.rec_idx] * core.rec_val).sum(-1)}
+        from liquid_control.nets.reservoir import ReservoirCore
+
+        patched = {"_recurrent": lambda s: (s[:, core.rec_idx] * core.rec_val).sum(-1),
+                   "_features": lambda x, s: ReservoirCore._features(core, x, s)}  # torch cat of the parts
         if hasattr(core, "_reservoir_torch"):
             patched["_reservoir"] = core._reservoir_torch
         core.__dict__.update(patched)
@@ -111,7 +114,7 @@ def _accumulate(policy, episodes: list[dict], reference: bool = False):
                 acc.add(phi, y)
         acc.centred()
     finally:
-        for k in ("_recurrent", "_reservoir"):
+        for k in ("_recurrent", "_reservoir", "_features"):
             core.__dict__.pop(k, None)
     return acc
 

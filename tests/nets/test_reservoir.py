@@ -250,6 +250,34 @@ def test_compiled_lsm_equals_torch_reference(dale: bool) -> None:
     torch.testing.assert_close(end, ref_end)
 
 
+def test_ridge_float32_rows_read_values_below_sqrt_flt_min_as_zero() -> None:
+    """Tiny values (whose products would be subnormal floats) enter the float32 sums as exact zeros, larger
+    ones unchanged, NaN stays NaN; rows split over several adds and chunk boundaries give the same sums."""
+    x = torch.rand(300, 9)
+    x[::3, 2], x[5, 4], x[7, 1], x[8, 0] = 1e-25, -3e-20, 2e-19, -5e-19
+    zeroed = x.clone()
+    zeroed[::3, 2], zeroed[5, 4] = 0.0, 0.0
+    y = torch.randn(300, 2)
+    one, other, split = (RidgeAccumulator(9, 2, chunk_rows=300) for _ in range(3))
+    one.add(x, y)
+    other.add(zeroed, y)
+    for part in np.array_split(np.arange(300), 7):
+        split.add(x[part], y[part])
+    for a, b in ((one, other), (one, split)):
+        assert np.array_equal(a.centred()[0], b.centred()[0]) and np.array_equal(a.sx, b.sx)
+    assert one.sx[0] == pytest.approx(float(x[:, 0].double().sum()), rel=1e-6)  # -5e-19 kept
+    chunked = RidgeAccumulator(9, 2, chunk_rows=64)
+    for part in np.array_split(np.arange(300), 7):  # 7 adds of ~43 rows over 64-row chunks
+        chunked.add(x[part], y[part])
+    chunked.centred()
+    np.testing.assert_allclose(np.triu(chunked.xx), np.triu(one.xx), rtol=1e-6)  # float32 sums of 64 vs 300
+    bad = x.clone()
+    bad[3, 3] = float("nan")
+    nan_acc = RidgeAccumulator(9, 2)
+    nan_acc.add(bad, y)
+    assert np.isnan(nan_acc.centred()[2][3])
+
+
 def test_ridge_chunked_triangular_gram_equals_float64_and_alpha_grid() -> None:
     rng = np.random.default_rng(3)
     x = rng.normal(size=(3000, 40)) + rng.normal(size=40)
@@ -392,8 +420,8 @@ def test_kernel_tanh_is_correctly_rounded_float32() -> None:
     np.testing.assert_array_equal(reservoir_numba.tanh32(z), exact)
 
 
-@pytest.mark.parametrize("lanes", [0, 5, 16])
-def test_compiled_lsm_lane_kernel_gives_the_event_driven_bits(lanes: int) -> None:
+@pytest.mark.parametrize("lanes", [False, True])
+def test_compiled_lsm_lane_kernel_gives_the_event_driven_bits(lanes: bool) -> None:
     """Samples side by side (a last, partial group of lanes included) give the same traces and end state as
     one event-driven sample at a time and as the torch reference, and a sequence split in two continues
     exactly from the returned state."""
@@ -410,12 +438,17 @@ def test_compiled_lsm_lane_kernel_gives_the_event_driven_bits(lanes: int) -> Non
     kw = dict(decay=math.exp(-ds / core.tau_m), trace_decay=math.exp(-ds / core.tau_trace), ds=ds,
               t_ref=core.t_ref, v_reset=core.v_reset, threshold=core.threshold, substeps=core.substeps)
     out, end = kernels.run_lsm(current, parts, *args, lanes=lanes, **kw)
-    one_by_one = [kernels.run_lsm(current[b:b + 1], tuple(p[b:b + 1] for p in parts), *args, lanes=0, **kw)[0]
-                  for b in range(21)]
+    one_by_one = [kernels.run_lsm(current[b:b + 1], tuple(p[b:b + 1] for p in parts), *args, lanes=False,
+                                  **kw)[0] for b in range(21)]
     first, mid = kernels.run_lsm(current[:, :10], parts, *args, lanes=lanes, **kw)
     rest, end2 = kernels.run_lsm(current[:, 10:], mid, *args, lanes=lanes, **kw)
+    extra = x.numpy()
+    joined, _ = kernels.run_lsm(current, parts, *args, lanes=lanes, extra=extra, **kw)  # [traces, x] in one
     with torch.no_grad():
         ref, ref_end = core._reservoir_torch(x, state)
+        phi, _ = core.readout_inputs(x, state)
+    assert np.array_equal(joined[..., :n], out) and np.array_equal(joined[..., n:], extra)
+    assert torch.equal(phi, torch.cat([ref, x], dim=-1))
     assert 0.05 < (out > 0).mean() and np.array_equal(out, np.concatenate(one_by_one))
     assert np.array_equal(out, np.concatenate([first, rest], axis=1))
     assert all(np.array_equal(a, b) for a, b in zip(end, end2, strict=True))
