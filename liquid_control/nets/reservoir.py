@@ -267,16 +267,30 @@ class EchoStateNetwork(ReservoirCore):
         """Compiled kernel for gradient-free float32 CPU sequences (T > 1: state collection for the readout
         fit), else :meth:`_reservoir_torch` (closed-loop single steps keep its exact bits; the two agree to
         float32 rounding: the kernel's tanh is correctly rounded, torch's within 1 ulp)."""
-        if (_kernels is None or x.device.type != "cpu" or x.dtype != torch.float32
-                or state.dtype != torch.float32 or x.shape[1] < 2
-                or (torch.is_grad_enabled() and any(t.requires_grad for t in (x, state, self.rec_val,
-                                                                               self.w_in, self.bias)))):
+        if not self._kernel_serves(x, state):
             return self._reservoir_torch(x, state)
+        return self._compiled(x, state, with_input=False)
+
+    def _features(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """States and ``x`` written into one array by the kernel (no concatenation copy)."""
+        if not self._kernel_serves(x, state):
+            return super()._features(x, state)
+        return self._compiled(x, state, with_input=True)
+
+    def _kernel_serves(self, x: Tensor, state: Tensor) -> bool:
+        return not (_kernels is None or x.device.type != "cpu" or x.dtype != torch.float32
+                    or state.dtype != torch.float32 or x.shape[1] < 2
+                    or (torch.is_grad_enabled() and any(t.requires_grad for t in (x, state, self.rec_val,
+                                                                                   self.w_in, self.bias))))
+
+    def _compiled(self, x: Tensor, state: Tensor, with_input: bool) -> tuple[Tensor, Tensor]:
         with torch.no_grad():
-            drive = (x @ self.w_in.T + self.bias).numpy()
-        out = torch.from_numpy(_kernels.run_esn(drive, state.detach().numpy(), self.fanin_lists(),
-                                                self.leak_rate))
-        return out, out[:, -1].clone()
+            drive = x @ self.w_in.T
+            drive += self.bias  # in place: the sums of x W_in^T + bias, one (B, T, n) array less
+            extra = x.detach().numpy() if with_input else None
+            out = torch.from_numpy(_kernels.run_esn(drive.numpy(), state.detach().numpy(), self.fanin_lists(),
+                                                    self.leak_rate, extra=extra))
+        return out, out[:, -1, :self.units].clone()
 
     def _reservoir_torch(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         """Reference implementation in torch (any device, differentiable)."""

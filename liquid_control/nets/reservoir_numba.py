@@ -243,10 +243,7 @@ def run_lsm(current: np.ndarray, state: tuple[np.ndarray, np.ndarray, np.ndarray
     current = np.ascontiguousarray(current, np.float32)
     if fanin[0].ndim != 2 or fanin[0].shape[1] < 1:
         raise ValueError(f"fan-in lists must be (units, k >= 1), got shape {fanin[0].shape}")
-    if extra is not None and extra.shape[:2] != (batch, steps):
-        raise ValueError(f"extra columns must be ({batch}, {steps}, k), got {extra.shape}")
-    extra = np.zeros((batch, steps, 0), np.float32) if extra is None else np.ascontiguousarray(extra,
-                                                                                               np.float32)
+    extra = _extra_columns(extra, batch, steps)
     out = np.empty((batch, steps, n + extra.shape[2]), np.float32)  # each row written once, by the kernel
     consts = (f(decay), f(trace_decay), f(ds), f(t_ref), f(v_reset), f(threshold), int(substeps))
     if lanes is None:
@@ -274,10 +271,9 @@ def _tanh64(z):
 _tanh64_jit = numba.njit(inline="always", **_OPTS)(_tanh64)
 
 
-def _esn_impl(drive, h0, pre, w, keep, leak):  # pragma: no cover - compiled
+def _esn_impl(drive, h0, pre, w, keep, leak, extra, out):  # pragma: no cover - compiled
     batch, steps, n = drive.shape
     fan = pre.shape[1]
-    out = np.empty((batch, steps, n), np.float32)
     zero = np.float32(0.0)
     for b in numba.prange(batch):  # the samples are independent: the only parallel loop
         h = h0[b].copy()
@@ -291,9 +287,9 @@ def _esn_impl(drive, h0, pre, w, keep, leak):  # pragma: no cover - compiled
                 z[i] = db[i] + s
             ob = out[b, t]
             for i in range(n):
-                ob[i] = keep * h[i] + leak * np.float32(_tanh64_jit(np.float64(z[i])))
-            h[:] = ob
-    return out
+                h[i] = keep * h[i] + leak * np.float32(_tanh64_jit(np.float64(z[i])))
+                ob[i] = h[i]
+            ob[n:] = extra[b, t]
 
 
 _esn_ser = numba.njit(**_OPTS)(_esn_impl)
@@ -316,13 +312,26 @@ def fanin_sorted(rec_idx: np.ndarray, rec_val: np.ndarray) -> tuple[np.ndarray, 
             np.ascontiguousarray(np.take_along_axis(rec_val, order, 1), np.float32))
 
 
-def run_esn(drive: np.ndarray, h0: np.ndarray, fanin: tuple[np.ndarray, np.ndarray], leak: float
-            ) -> np.ndarray:
-    """States ``(B, T, n)`` of the leaky ESN for ``drive = W_in x + b (B, T, n)`` from ``h0 (B, n)``."""
-    batch, steps = drive.shape[:2]
+def run_esn(drive: np.ndarray, h0: np.ndarray, fanin: tuple[np.ndarray, np.ndarray], leak: float,
+            extra: np.ndarray | None = None) -> np.ndarray:
+    """States ``(B, T, n)`` of the leaky ESN for ``drive = W_in x + b (B, T, n)`` from ``h0 (B, n)``;
+    ``extra (B, T, k)`` is appended after the states in the same array (as in :func:`run_lsm`)."""
+    batch, steps, n = drive.shape
+    extra = _extra_columns(extra, batch, steps)
+    out = np.empty((batch, steps, n + extra.shape[2]), np.float32)  # each row written once, by the kernel
     kernel = pick_kernel(_esn_par, _esn_ser, steps, batch)
-    return kernel(np.ascontiguousarray(drive, np.float32), np.ascontiguousarray(h0, np.float32), *fanin,
-                  np.float32(1.0 - leak), np.float32(leak))
+    kernel(np.ascontiguousarray(drive, np.float32), np.ascontiguousarray(h0, np.float32), *fanin,
+           np.float32(1.0 - leak), np.float32(leak), extra, out)
+    return out
+
+
+def _extra_columns(extra: np.ndarray | None, batch: int, steps: int) -> np.ndarray:
+    """Columns to append after a kernel's states: ``(B, T, k)`` float32 contiguous (k = 0 for none)."""
+    if extra is None:
+        return np.zeros((batch, steps, 0), np.float32)
+    if extra.ndim != 3 or extra.shape[:2] != (batch, steps):
+        raise ValueError(f"extra columns must be ({batch}, {steps}, k), got {extra.shape}")
+    return np.ascontiguousarray(extra, np.float32)
 
 
 # ---- readout statistics -------------------------------------------------------------------------------

@@ -399,7 +399,9 @@ def test_compiled_esn_equals_torch_reference_within_float32_rounding() -> None:
         ref, ref_end = core._reservoir_torch(x, s0)
         first, mid = core._reservoir(x[:1, :30], s0[:1])  # batch 1: serial kernel, state carried over
         second, _ = core._reservoir(x[:1, 30:], mid)
+        phi, phi_end = core.readout_inputs(x, s0)  # states and input written by the kernel in one array
     assert reservoir_numba._esn_ser.signatures
+    assert torch.equal(phi, torch.cat([out, x], dim=-1)) and torch.equal(phi_end, end)
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(end, ref_end, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(torch.cat([first, second], 1), ref[:1], rtol=1e-5, atol=1e-6)
