@@ -22,11 +22,12 @@ anything a readout can resolve.
 
 ESN: ``h <- (1-a) h + a tanh(drive + W h)`` with W's fan-in lists (sorted by presynaptic unit, the order
 of the CSR product of the torch path) and a branch-free tanh evaluated in float64 and rounded to float32
-(so within float32 rounding of torch's tanh, not bit-identical to it).
+(so within float32 rounding of torch's tanh, not bit-identical to it). Batches run 16 samples side by
+side as the LSM does (the fan-in sum of 16 lanes in one register, then the leaky update as one long
+loop; the same operations per sample as the one-sample-per-thread kernel, so the same bits, ~3x faster).
 
-Batches run on numba's pool (as many threads as torch's), small calls serially. Offsets into the lane
-arrays are unsigned: numba's negative-index wraparound on signed ones kept LLVM from vectorising. Import
-fails cleanly when numba is missing; the torch paths are used then.
+Batches run on numba's pool (as many threads as torch's), small calls serially. Import fails cleanly
+when numba is missing; the torch paths are used then.
 """
 
 from __future__ import annotations
@@ -296,6 +297,72 @@ _esn_ser = numba.njit(**_OPTS)(_esn_impl)
 _esn_par = numba.njit(parallel=True, **_OPTS)(_twin(_esn_impl, "_parallel"))
 
 
+@intrinsic
+def _esn_pull16(typingctx, h, pre, w, row, cur, z):
+    """``z[16 row : 16 row + 16] = cur[...] + sum_k w[row, k] * h[16 pre[row, k] : ... + 16]`` (16 lanes,
+    the sum held in a register, multiply then add in k order: the per-sample kernel's operations)."""
+    def codegen(context, builder, sig, args):
+        i64 = ir.IntType(64)
+        h_d, pre_d, w_d = (context.make_array(sig.args[q])(context, builder, args[q]).data for q in range(3))
+        cur_d, z_d = (context.make_array(sig.args[q])(context, builder, args[q]).data for q in (4, 5))
+        fan = builder.extract_value(context.make_array(sig.args[1])(context, builder, args[1]).shape, 1)
+        row = args[3]
+        sixteen = ir.Constant(i64, 16)
+        start = builder.mul(row, fan)
+        entry = builder.block
+        loop, done = builder.append_basic_block("pull"), builder.append_basic_block("pulled")
+        builder.branch(loop)
+        builder.position_at_end(loop)
+        k, acc = builder.phi(i64), builder.phi(_V16)
+        k.add_incoming(ir.Constant(i64, 0), entry)
+        acc.add_incoming(ir.Constant(_V16, [0.0] * 16), entry)
+        j = builder.add(start, k)
+        src = builder.mul(builder.load(builder.gep(pre_d, [j])), sixteen)
+        hv = builder.load(builder.bitcast(builder.gep(h_d, [src]), _V16.as_pointer()), align=4)
+        nxt = builder.fadd(acc, builder.fmul(_splat16(builder, builder.load(builder.gep(w_d, [j]))), hv))
+        k1 = builder.add(k, ir.Constant(i64, 1))
+        k.add_incoming(k1, loop)
+        acc.add_incoming(nxt, loop)
+        builder.cbranch(builder.icmp_signed("<", k1, fan), loop, done)
+        builder.position_at_end(done)
+        off = builder.mul(row, sixteen)
+        cv = builder.load(builder.bitcast(builder.gep(cur_d, [off]), _V16.as_pointer()), align=4)
+        builder.store(builder.fadd(cv, nxt), builder.bitcast(builder.gep(z_d, [off]), _V16.as_pointer()),
+                      align=4)
+        return context.get_dummy_value()
+
+    return types.void(h, pre, w, types.int64, cur, z), codegen
+
+
+def _esn_lanes_impl(drive, h0, pre, w, keep, leak, extra, out):  # pragma: no cover - compiled
+    batch, steps, n = drive.shape
+    lanes = 16
+    size = n * lanes
+    for g in numba.prange((batch + lanes - 1) // lanes):  # groups of 16 samples: the only parallel loop
+        b0 = g * lanes
+        nb = min(lanes, batch - b0)  # a last, partial group leaves its spare lanes at rest
+        h, cur, z = np.zeros(size, np.float32), np.zeros(size, np.float32), np.empty(size, np.float32)
+        for q in range(nb):
+            for i in range(n):
+                h[i * lanes + q] = h0[b0 + q, i]
+        for t in range(steps):
+            for q in range(nb):
+                for i in range(n):
+                    cur[i * lanes + q] = drive[b0 + q, t, i]
+            for i in range(n):  # z = drive + W h for every neuron (reads the old h)
+                _esn_pull16(h, pre, w, i, cur, z)
+            for e in range(size):  # then the leaky update, one long loop
+                h[e] = keep * h[e] + leak * np.float32(_tanh64_jit(np.float64(z[e])))
+            for q in range(nb):
+                for i in range(n):
+                    out[b0 + q, t, i] = h[i * lanes + q]
+                out[b0 + q, t, n:] = extra[b0 + q, t]
+
+
+_esn_lanes_ser = numba.njit(**_OPTS)(_esn_lanes_impl)
+_esn_lanes_par = numba.njit(parallel=True, **_OPTS)(_twin(_esn_lanes_impl, "_parallel"))
+
+
 @numba.njit(**_OPTS)
 def tanh32(z: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
     """The kernel's float32 tanh of a 1-d float32 array (for tests)."""
@@ -313,13 +380,21 @@ def fanin_sorted(rec_idx: np.ndarray, rec_val: np.ndarray) -> tuple[np.ndarray, 
 
 
 def run_esn(drive: np.ndarray, h0: np.ndarray, fanin: tuple[np.ndarray, np.ndarray], leak: float,
-            extra: np.ndarray | None = None) -> np.ndarray:
+            extra: np.ndarray | None = None, lanes: bool | None = None) -> np.ndarray:
     """States ``(B, T, n)`` of the leaky ESN for ``drive = W_in x + b (B, T, n)`` from ``h0 (B, n)``;
-    ``extra (B, T, k)`` is appended after the states in the same array (as in :func:`run_lsm`)."""
+    ``extra (B, T, k)`` is appended after the states in the same array (as in :func:`run_lsm`). Batches
+    run 16 samples side by side (:func:`_esn_pull16`, the same operations per sample, so the same bits
+    as one sample per thread; ``lanes`` forces either)."""
     batch, steps, n = drive.shape
     extra = _extra_columns(extra, batch, steps)
     out = np.empty((batch, steps, n + extra.shape[2]), np.float32)  # each row written once, by the kernel
-    kernel = pick_kernel(_esn_par, _esn_ser, steps, batch)
+    if lanes is None:
+        lanes = batch >= LANES * (numba.get_num_threads() if use_parallel(steps, batch) else 1)
+    if lanes:
+        kernel = (pick_kernel(_esn_lanes_par, _esn_lanes_ser, steps, batch) if batch > LANES
+                  else _esn_lanes_ser)
+    else:
+        kernel = pick_kernel(_esn_par, _esn_ser, steps, batch)
     kernel(np.ascontiguousarray(drive, np.float32), np.ascontiguousarray(h0, np.float32), *fanin,
            np.float32(1.0 - leak), np.float32(leak), extra, out)
     return out

@@ -413,6 +413,22 @@ def test_compiled_esn_equals_torch_reference_within_float32_rounding() -> None:
     assert xg.grad is not None and xg.grad.abs().sum() > 0
 
 
+def test_compiled_esn_lane_kernel_gives_the_per_sample_bits() -> None:
+    """16 samples side by side (a last, partial group included) compute exactly what one sample per
+    thread does, states and appended input columns alike."""
+    from liquid_control.nets import reservoir_numba as kernels
+
+    core = make_core("esn", 6, 2, units=70, leak_rate=0.3, seed=5)
+    x, h0 = torch.randn(21, 30, 6), 0.5 * torch.randn(21, 70)
+    with torch.no_grad():
+        drive = (x @ core.w_in.T + core.bias).numpy()
+    args = (drive, h0.numpy(), core.fanin_lists(), core.leak_rate)
+    lanes = kernels.run_esn(*args, extra=x.numpy(), lanes=True)
+    one = kernels.run_esn(*args, extra=x.numpy(), lanes=False)
+    assert lanes.shape == (21, 30, 76) and np.array_equal(lanes, one)
+    assert np.array_equal(lanes[..., 70:], x.numpy()) and np.abs(lanes[..., :70]).max() > 0.1
+
+
 def test_kernel_tanh_is_correctly_rounded_float32() -> None:
     from liquid_control.nets import reservoir_numba
 
