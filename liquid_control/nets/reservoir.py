@@ -512,9 +512,7 @@ class RidgeAccumulator:
             xt = x.detach().to(torch.float32)
             yt = torch.as_tensor(y).detach().to(torch.float32)
             self._check(tuple(xt.shape), tuple(yt.shape))
-            if self._xbuf is None:
-                self._xbuf = torch.empty(self.chunk_rows, xt.shape[1])
-                self._ybuf = torch.empty(self.chunk_rows, yt.shape[1])
+            self._reserve(xt.shape[0], yt.shape[1])
             i = 0
             while i < xt.shape[0]:
                 take = min(xt.shape[0] - i, self.chunk_rows - self._fill)
@@ -532,6 +530,18 @@ class RidgeAccumulator:
         self.sx += x.sum(0)
         self.sy += y.sum(0)
         self.n += len(x)
+
+    def _reserve(self, rows: int, outputs: int) -> None:
+        """Grow the row buffers (doubling, up to ``chunk_rows``) to take ``rows`` more: a few small adds
+        then touch no more memory than they need."""
+        have = 0 if self._xbuf is None else self._xbuf.shape[0]
+        if have >= self.chunk_rows or self._fill + rows <= have:
+            return
+        size = min(self.chunk_rows, max(2 * have, self._fill + rows))
+        xbuf, ybuf = torch.empty(size, len(self.sx)), torch.empty(size, outputs)
+        if self._fill:
+            xbuf[:self._fill], ybuf[:self._fill] = self._xbuf[:self._fill], self._ybuf[:self._fill]
+        self._xbuf, self._ybuf = xbuf, ybuf
 
     def _check(self, xs: tuple, ys: tuple) -> None:
         if len(xs) != 2 or len(ys) != 2 or xs[0] != ys[0] or xs[1] != len(self.sx) or ys[1] != len(self.sy):
