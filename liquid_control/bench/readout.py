@@ -45,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ref-steps", type=int, default=4000, help="steps for the same-run reference")
     parser.add_argument("--demos", type=Path, default=None,
                         help="demonstration dataset to take observations from (its env's shape)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="torch and numba threads (default: all cores)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
 
 
@@ -159,8 +160,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.quick:
         args.steps, args.ref_steps, args.budget = min(args.steps, 3000), min(args.ref_steps, 500), 8000
-    if args.steps < 1 or args.ref_steps < 1:
-        raise ValueError("--steps and --ref-steps must be positive")
+    if args.steps < 1 or args.ref_steps < 1 or args.threads < 1:
+        raise ValueError("--steps, --ref-steps and --threads must be positive")
     if args.demos is not None:
         manifest = json.loads((args.demos / "manifest.json").read_text())
         args.env = [next(k for k, v in SHAPES.items() if v == (manifest["obs_dim"], manifest["act_dim"]))]
