@@ -7,7 +7,7 @@ from liquid_control.cli import main
 
 def test_bench_readout_quick(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert main(["bench", "readout", "--quick", "--env", "rover", "--out", str(out)]) == 0
+    assert main(["bench", "readout", "--quick", "--env", "rover", "--threads", "1", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["threads"] == 1 and {r["core"] for r in report["results"]} == {"esn", "lsm"}
     for row in report["results"]:
@@ -19,3 +19,4 @@ def test_bench_readout_quick(tmp_path, capsys):
 
 def test_bench_readout_rejects_bad_steps(tmp_path):
     assert main(["bench", "readout", "--steps", "0", "--out", str(tmp_path / "b.json")]) == 2
+    assert main(["bench", "readout", "--threads", "0", "--out", str(tmp_path / "b.json")]) == 2
