@@ -137,6 +137,32 @@ def _lif_update16(builder, cur, v, ref, trace, syn, decay, trace_decay, ds, t_re
             builder.select(spk, builder.fadd(tr, const(1.0)), kept), spk)
 
 
+def _fanin_sum16(builder, row, fan, term):
+    """IR of ``acc = +0.0; for k < fan: acc = acc + term(row * fan + k)`` over 16-lane vectors (a loop
+    whose running sum stays in a register, added in k order); returns ``acc``, the builder after it."""
+    i64 = ir.IntType(64)
+    start = builder.mul(row, fan)
+    entry = builder.block
+    loop, done = builder.append_basic_block("fanin"), builder.append_basic_block("summed")
+    builder.branch(loop)
+    builder.position_at_end(loop)
+    k, acc = builder.phi(i64), builder.phi(_V16)
+    k.add_incoming(ir.Constant(i64, 0), entry)
+    acc.add_incoming(ir.Constant(_V16, [0.0] * 16), entry)
+    nxt = builder.fadd(acc, term(builder.add(start, k)))
+    k1 = builder.add(k, ir.Constant(i64, 1))
+    k.add_incoming(k1, loop)
+    acc.add_incoming(nxt, loop)
+    builder.cbranch(builder.icmp_signed("<", k1, fan), loop, done)
+    builder.position_at_end(done)
+    return nxt
+
+
+def _vec16(builder, data, off):
+    """Pointer to the 16 floats at ``data + off``."""
+    return builder.bitcast(builder.gep(data, [off]), _V16.as_pointer())
+
+
 @intrinsic
 def _neuron16(typingctx, cur, v, ref, trace, old, new, pre, w, row, decay, trace_decay, ds, t_ref, v_reset,
               threshold):
@@ -147,31 +173,19 @@ def _neuron16(typingctx, cur, v, ref, trace, old, new, pre, w, row, decay, trace
         i64 = ir.IntType(64)
         cur_d, v_d, ref_d, tr_d, old_d, new_d, pre_d, w_d = (
             context.make_array(sig.args[q])(context, builder, args[q]).data for q in range(8))
-        pre_ary = context.make_array(sig.args[6])(context, builder, args[6])
-        fan = builder.extract_value(pre_ary.shape, 1)
+        fan = builder.extract_value(context.make_array(sig.args[6])(context, builder, args[6]).shape, 1)
         row = args[8]
         consts = [_splat16(builder, x) for x in args[9:]]
         zero = ir.Constant(_V16, [0.0] * 16)
-        start = builder.mul(row, fan)
-        entry = builder.block
-        loop, done = builder.append_basic_block("pull"), builder.append_basic_block("update")
-        builder.branch(loop)
-        builder.position_at_end(loop)
-        k, acc = builder.phi(i64), builder.phi(_V16)
-        k.add_incoming(ir.Constant(i64, 0), entry)
-        acc.add_incoming(zero, entry)
-        j = builder.add(start, k)
-        bits = builder.load(builder.gep(old_d, [builder.load(builder.gep(pre_d, [j]))]))
-        lanes = builder.bitcast(builder.trunc(bits, ir.IntType(16)), _M16)
-        syn = builder.fadd(acc, builder.select(lanes, _splat16(builder, builder.load(builder.gep(w_d, [j]))),
-                                               zero))
-        k1 = builder.add(k, ir.Constant(i64, 1))
-        k.add_incoming(k1, loop)
-        acc.add_incoming(syn, loop)
-        builder.cbranch(builder.icmp_signed("<", k1, fan), loop, done)
-        builder.position_at_end(done)
+
+        def term(j):  # w[j] in the lanes whose presynaptic neuron spiked, +0.0 in the others
+            bits = builder.load(builder.gep(old_d, [builder.load(builder.gep(pre_d, [j]))]))
+            lanes = builder.bitcast(builder.trunc(bits, ir.IntType(16)), _M16)
+            return builder.select(lanes, _splat16(builder, builder.load(builder.gep(w_d, [j]))), zero)
+
+        syn = _fanin_sum16(builder, row, fan, term)
         off = builder.mul(row, ir.Constant(i64, 16))
-        ptrs = [builder.bitcast(builder.gep(d, [off]), _V16.as_pointer()) for d in (cur_d, v_d, ref_d, tr_d)]
+        ptrs = [_vec16(builder, d, off) for d in (cur_d, v_d, ref_d, tr_d)]
         c, vv, r, tr = (builder.load(p, align=4) for p in ptrs)
         nv, nr, nt, spk = _lif_update16(builder, c, vv, r, tr, syn, *consts)
         for p, val in zip(ptrs[1:], (nv, nr, nt), strict=True):
@@ -306,29 +320,17 @@ def _esn_pull16(typingctx, h, pre, w, row, cur, z):
         h_d, pre_d, w_d = (context.make_array(sig.args[q])(context, builder, args[q]).data for q in range(3))
         cur_d, z_d = (context.make_array(sig.args[q])(context, builder, args[q]).data for q in (4, 5))
         fan = builder.extract_value(context.make_array(sig.args[1])(context, builder, args[1]).shape, 1)
-        row = args[3]
-        sixteen = ir.Constant(i64, 16)
-        start = builder.mul(row, fan)
-        entry = builder.block
-        loop, done = builder.append_basic_block("pull"), builder.append_basic_block("pulled")
-        builder.branch(loop)
-        builder.position_at_end(loop)
-        k, acc = builder.phi(i64), builder.phi(_V16)
-        k.add_incoming(ir.Constant(i64, 0), entry)
-        acc.add_incoming(ir.Constant(_V16, [0.0] * 16), entry)
-        j = builder.add(start, k)
-        src = builder.mul(builder.load(builder.gep(pre_d, [j])), sixteen)
-        hv = builder.load(builder.bitcast(builder.gep(h_d, [src]), _V16.as_pointer()), align=4)
-        nxt = builder.fadd(acc, builder.fmul(_splat16(builder, builder.load(builder.gep(w_d, [j]))), hv))
-        k1 = builder.add(k, ir.Constant(i64, 1))
-        k.add_incoming(k1, loop)
-        acc.add_incoming(nxt, loop)
-        builder.cbranch(builder.icmp_signed("<", k1, fan), loop, done)
-        builder.position_at_end(done)
+        row, sixteen = args[3], ir.Constant(i64, 16)
+
+        def term(j):  # w[j] * h[16 pre[j] : 16 pre[j] + 16]
+            src = builder.mul(builder.load(builder.gep(pre_d, [j])), sixteen)
+            hv = builder.load(_vec16(builder, h_d, src), align=4)
+            return builder.fmul(_splat16(builder, builder.load(builder.gep(w_d, [j]))), hv)
+
+        acc = _fanin_sum16(builder, row, fan, term)
         off = builder.mul(row, sixteen)
-        cv = builder.load(builder.bitcast(builder.gep(cur_d, [off]), _V16.as_pointer()), align=4)
-        builder.store(builder.fadd(cv, nxt), builder.bitcast(builder.gep(z_d, [off]), _V16.as_pointer()),
-                      align=4)
+        cv = builder.load(_vec16(builder, cur_d, off), align=4)
+        builder.store(builder.fadd(cv, acc), _vec16(builder, z_d, off), align=4)
         return context.get_dummy_value()
 
     return types.void(h, pre, w, types.int64, cur, z), codegen
