@@ -115,6 +115,7 @@ _M16 = ir.VectorType(ir.IntType(1), 16)
 
 
 def _splat16(builder, x):
+    """IR broadcast of the float ``x`` to 16 lanes."""
     v = builder.insert_element(ir.Constant(_V16, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
     return builder.shuffle_vector(v, ir.Constant(_V16, ir.Undefined),
                                   ir.Constant(ir.VectorType(ir.IntType(32), 16), [0] * 16))
