@@ -94,14 +94,9 @@ def _accumulate(policy, episodes: list[dict], reference: bool = False):
 
     core = policy.core
     acc = RidgeAccumulator(core.readout_features, policy.config.act_dim)
-    if reference:
-        from liquid_control.nets.reservoir import ReservoirCore
-
-        patched = {"_recurrent": lambda s: (s[:, core.rec_idx] * core.rec_val).sum(-1),
-                   "_features": lambda x, s: ReservoirCore._features(core, x, s)}  # torch cat of the parts
-        if hasattr(core, "_reservoir_torch"):
-            patched["_reservoir"] = core._reservoir_torch
-        core.__dict__.update(patched)
+    if reference:  # the torch paths with a gather for the recurrence
+        core.__dict__.update({"_recurrent": lambda s: (s[:, core.rec_idx] * core.rec_val).sum(-1),
+                              "_kernel_serves": lambda x, s: False})
     try:
         for phi, act in episode_features(policy, episodes):
             y = readout_targets(policy, act)
@@ -115,7 +110,7 @@ def _accumulate(policy, episodes: list[dict], reference: bool = False):
                 acc.add(phi, y)
         acc.centred()
     finally:
-        for k in ("_recurrent", "_reservoir", "_features"):
+        for k in ("_recurrent", "_kernel_serves"):
             core.__dict__.pop(k, None)
     return acc
 

@@ -119,7 +119,9 @@ def _check_positive(**values: float) -> None:
 class ReservoirCore(RecurrentCore):
     """Shared part of the reservoir cores: sparse frozen recurrence, input weights and the linear readout.
 
-    Subclasses implement ``_reservoir(x, state) -> (features (B,T,units), state)``.
+    Subclasses implement ``_reservoir_torch(x, state) -> (features (B,T,units), state)`` (the reference,
+    any device), ``_compiled(x, state, with_input)`` (the numba kernels; with the input appended to the
+    features when asked) and ``_kernel_serves(x, state)`` (whether the kernels take this call).
     """
 
     units: int
@@ -224,12 +226,28 @@ class ReservoirCore(RecurrentCore):
         return (phi if self._emit_features else self.readout(phi)), state
 
     def _features(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
-        """The readout's inputs ``[reservoir features, x] (B, T, units + input_size)`` and the new state."""
-        feats, state = self._reservoir(x, state)
+        """The readout's inputs ``[reservoir features, x] (B, T, units + input_size)`` and the new state
+        (the kernels write both into one array: no concatenation copy)."""
+        if self._kernel_serves(x, state):
+            return self._compiled(x, state, with_input=True)
+        feats, state = self._reservoir_torch(x, state)
         return torch.cat([feats, x], dim=-1), state
 
-    def _reservoir(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def _reservoir(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """Reservoir features ``(B, T, units)`` and the new state: the compiled kernels where they serve,
+        else :meth:`_reservoir_torch`."""
+        if self._kernel_serves(x, state):
+            return self._compiled(x, state, with_input=False)
+        return self._reservoir_torch(x, state)
+
+    def _kernel_serves(self, x: Tensor, state: Tensor) -> bool:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def _compiled(self, x: Tensor, state: Tensor, with_input: bool) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def _reservoir_torch(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError  # pragma: no cover - abstract
 
 
 class EchoStateNetwork(ReservoirCore):
@@ -263,21 +281,11 @@ class EchoStateNetwork(ReservoirCore):
                         "radius_method": radius_method, "input_scaling": input_scaling,
                         "leak_rate": leak_rate, "bias_scaling": bias_scaling, "seed": seed}
 
-    def _reservoir(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
-        """Compiled kernel for gradient-free float32 CPU sequences (T > 1: state collection for the readout
-        fit), else :meth:`_reservoir_torch` (closed-loop single steps keep its exact bits; the two agree to
-        float32 rounding: the kernel's tanh is correctly rounded, torch's within 1 ulp)."""
-        if not self._kernel_serves(x, state):
-            return self._reservoir_torch(x, state)
-        return self._compiled(x, state, with_input=False)
-
-    def _features(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
-        """States and ``x`` written into one array by the kernel (no concatenation copy)."""
-        if not self._kernel_serves(x, state):
-            return super()._features(x, state)
-        return self._compiled(x, state, with_input=True)
-
     def _kernel_serves(self, x: Tensor, state: Tensor) -> bool:
+        """The compiled kernel takes gradient-free float32 CPU sequences (T > 1: state collection for the
+        readout fit); everything else runs :meth:`_reservoir_torch` (closed-loop single steps keep its
+        exact bits; the two agree to float32 rounding: the kernel's tanh is correctly rounded, torch's
+        within 1 ulp)."""
         return not (_kernels is None or x.device.type != "cpu" or x.dtype != torch.float32
                     or state.dtype != torch.float32 or x.shape[1] < 2
                     or (torch.is_grad_enabled() and any(t.requires_grad for t in (x, state, self.rec_val,
@@ -374,20 +382,11 @@ class LiquidStateMachine(ReservoirCore):
         ref = torch.where(spikes > 0, torch.full_like(ref, self.t_ref), (ref - ds).clamp(min=0.0))
         return v, ref, spikes
 
-    def _reservoir(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+    def _kernel_serves(self, x: Tensor, state: Tensor) -> bool:
         """Compiled kernels on CPU when numba is there (:func:`reservoir_numba.run_lsm`: event driven for a
-        few samples, sample lanes for batches), else :meth:`_reservoir_torch`.
-
-        All give the same traces (spikes are hard thresholds, so no gradient flows through any)."""
-        if _kernels is None or x.device.type != "cpu":
-            return self._reservoir_torch(x, state)
-        return self._compiled(x, state, with_input=False)
-
-    def _features(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
-        """Traces and ``x`` written into one array by the kernel (no concatenation copy)."""
-        if _kernels is None or x.device.type != "cpu":
-            return super()._features(x, state)
-        return self._compiled(x, state, with_input=True)
+        few samples, sample lanes for batches), else :meth:`_reservoir_torch`. All give the same traces
+        (spikes are hard thresholds, so no gradient flows through any)."""
+        return _kernels is not None and x.device.type == "cpu"
 
     def _compiled(self, x: Tensor, state: Tensor, with_input: bool) -> tuple[Tensor, Tensor]:
         n = self.units

@@ -257,21 +257,39 @@ def run_lsm(current: np.ndarray, state: tuple[np.ndarray, np.ndarray, np.ndarray
     f = np.float32
     batch, steps, n = current.shape
     current = np.ascontiguousarray(current, np.float32)
+    _check_fanin(fanin)
+    extra, out = _output(extra, batch, steps, n)
+    consts = (f(decay), f(trace_decay), f(ds), f(t_ref), f(v_reset), f(threshold), int(substeps))
+    lanes, kernel = _pick(lanes, steps, batch, (_lanes_par, _lanes_ser), (_run_par, _run_ser))
+    kernel(current, v, ref, trace, spikes, *(fanin if lanes else csc), extra, out, *consts)
+    return out, (v, ref, trace, spikes)
+
+
+def _pick(lanes: bool | None, steps: int, batch: int, lane_kernels: tuple, sample_kernels: tuple) -> tuple:
+    """``(lanes, kernel)``: the lane kernel (groups of :data:`LANES` samples) when forced, or by default
+    once every thread gets a full group; else one sample per thread. Parallel twins for large calls."""
+    if lanes is None:
+        lanes = batch >= LANES * (numba.get_num_threads() if use_parallel(steps, batch) else 1)
+    if lanes:
+        return True, pick_kernel(*lane_kernels, steps, batch) if batch > LANES else lane_kernels[1]
+    return False, pick_kernel(*sample_kernels, steps, batch)
+
+
+def _check_fanin(fanin: tuple[np.ndarray, np.ndarray]) -> None:
+    """The lane kernels' fan-in loops run at least once: every unit needs k >= 1 inputs."""
     if fanin[0].ndim != 2 or fanin[0].shape[1] < 1:
         raise ValueError(f"fan-in lists must be (units, k >= 1), got shape {fanin[0].shape}")
-    extra = _extra_columns(extra, batch, steps)
-    out = np.empty((batch, steps, n + extra.shape[2]), np.float32)  # each row written once, by the kernel
-    consts = (f(decay), f(trace_decay), f(ds), f(t_ref), f(v_reset), f(threshold), int(substeps))
-    if lanes is None:
-        threads = numba.get_num_threads() if use_parallel(steps, batch) else 1
-        lanes = batch >= LANES * threads
-    if lanes:
-        kernel = pick_kernel(_lanes_par, _lanes_ser, steps, batch) if batch > LANES else _lanes_ser
-        kernel(current, v, ref, trace, spikes, *fanin, extra, out, *consts)
-    else:
-        kernel = pick_kernel(_run_par, _run_ser, steps, batch)  # many samples: one thread each
-        kernel(current, v, ref, trace, spikes, *csc, extra, out, *consts)
-    return out, (v, ref, trace, spikes)
+
+
+def _output(extra: np.ndarray | None, batch: int, steps: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(extra, out)``: the columns to append after a kernel's ``n`` states, ``(B, T, k)`` float32
+    contiguous (k = 0 for none), and the ``(B, T, n + k)`` output, each row written once by the kernel."""
+    if extra is None:
+        extra = np.zeros((batch, steps, 0), np.float32)
+    elif extra.ndim != 3 or extra.shape[:2] != (batch, steps):
+        raise ValueError(f"extra columns must be ({batch}, {steps}, k), got {extra.shape}")
+    extra = np.ascontiguousarray(extra, np.float32)
+    return extra, np.empty((batch, steps, n + extra.shape[2]), np.float32)
 
 
 # ---- echo state network -------------------------------------------------------------------------------
@@ -389,27 +407,12 @@ def run_esn(drive: np.ndarray, h0: np.ndarray, fanin: tuple[np.ndarray, np.ndarr
     run 16 samples side by side (:func:`_esn_pull16`, the same operations per sample, so the same bits
     as one sample per thread; ``lanes`` forces either)."""
     batch, steps, n = drive.shape
-    extra = _extra_columns(extra, batch, steps)
-    out = np.empty((batch, steps, n + extra.shape[2]), np.float32)  # each row written once, by the kernel
-    if lanes is None:
-        lanes = batch >= LANES * (numba.get_num_threads() if use_parallel(steps, batch) else 1)
-    if lanes:
-        kernel = (pick_kernel(_esn_lanes_par, _esn_lanes_ser, steps, batch) if batch > LANES
-                  else _esn_lanes_ser)
-    else:
-        kernel = pick_kernel(_esn_par, _esn_ser, steps, batch)
+    _check_fanin(fanin)
+    extra, out = _output(extra, batch, steps, n)
+    _, kernel = _pick(lanes, steps, batch, (_esn_lanes_par, _esn_lanes_ser), (_esn_par, _esn_ser))
     kernel(np.ascontiguousarray(drive, np.float32), np.ascontiguousarray(h0, np.float32), *fanin,
            np.float32(1.0 - leak), np.float32(leak), extra, out)
     return out
-
-
-def _extra_columns(extra: np.ndarray | None, batch: int, steps: int) -> np.ndarray:
-    """Columns to append after a kernel's states: ``(B, T, k)`` float32 contiguous (k = 0 for none)."""
-    if extra is None:
-        return np.zeros((batch, steps, 0), np.float32)
-    if extra.ndim != 3 or extra.shape[:2] != (batch, steps):
-        raise ValueError(f"extra columns must be ({batch}, {steps}, k), got {extra.shape}")
-    return np.ascontiguousarray(extra, np.float32)
 
 
 # ---- readout statistics -------------------------------------------------------------------------------

@@ -427,6 +427,10 @@ def test_compiled_esn_lane_kernel_gives_the_per_sample_bits() -> None:
     one = kernels.run_esn(*args, extra=x.numpy(), lanes=False)
     assert lanes.shape == (21, 30, 76) and np.array_equal(lanes, one)
     assert np.array_equal(lanes[..., 70:], x.numpy()) and np.abs(lanes[..., :70]).max() > 0.1
+    with pytest.raises(ValueError, match="fan-in"):
+        kernels.run_esn(drive, h0.numpy(), tuple(a[:, :0] for a in core.fanin_lists()), core.leak_rate)
+    with pytest.raises(ValueError, match="extra columns"):
+        kernels.run_esn(*args, extra=x.numpy()[:, :3])
 
 
 def test_kernel_tanh_is_correctly_rounded_float32() -> None:
