@@ -149,6 +149,22 @@ class LTCCell(nn.Module):
             self.output_b = nn.Parameter(torch.zeros(m))
         self._edge_cache: dict[str, tuple] = {}
 
+    def __setattr__(self, name: str, value) -> None:
+        super().__setattr__(name, value)
+        cache = self.__dict__.get("_edge_cache")
+        if cache and (name in self._parameters or name in self._buffers):
+            cache.clear()  # a swapped parameter or buffer: every copy derived from the old one is stale
+
+    def register_parameter(self, name: str, param: nn.Parameter | None) -> None:
+        super().register_parameter(name, param)
+        if self.__dict__.get("_edge_cache"):
+            self._edge_cache.clear()
+
+    def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
+        super().register_buffer(name, tensor, persistent)
+        if self.__dict__.get("_edge_cache"):
+            self._edge_cache.clear()
+
     # ----- sizes -----------------------------------------------------------------------------
     @property
     def wiring(self) -> Wiring:
@@ -273,11 +289,16 @@ class LTCCell(nn.Module):
         return self.step(inputs, states, elapsed_time)
 
     def _batch1_inference(self, inputs: Tensor, elapsed_time: float | Tensor) -> bool:
+        """Whether this call takes the compiled batch-1 step (the checks of ``resolved_implementation``,
+        cheapest first: this runs on every control step)."""
         return (
             inputs.shape[0] == 1
             and not torch.is_grad_enabled()
+            and self.implementation in ("auto", "numba")
+            and ltc_numba is not None
+            and inputs.is_cpu
+            and inputs.dtype in _NUMBA_DTYPES
             and (not torch.is_tensor(elapsed_time) or elapsed_time.numel() == 1)
-            and self.resolved_implementation(inputs) == "numba"
         )
 
     def _apply(self, fn, recurse=True):

@@ -38,9 +38,10 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
+from liquid_control.nets import simd
 from liquid_control.nets.ltc_numba import _OPTS, _exp64_compat, _twin, pick_kernel, use_parallel
 
-LANES = 16  # samples side by side in the lane kernel (one <16 x float> vector per neuron)
+LANES = simd.LANES  # samples side by side in the lane kernel (one <16 x float> vector per neuron)
 
 
 def _lif_update(cur, v, ref, trace, syn, decay, trace_decay, ds, t_ref, v_reset, threshold):
@@ -110,22 +111,9 @@ def csc_of(rec_idx: np.ndarray, rec_val: np.ndarray, units: int) -> tuple[np.nda
 # (a uint32 per neuron; the 27 KB of them stay in L1 where 16 float lanes per neuron did not), and the LIF
 # update of _lif_update on the vector, operation for operation (no fused multiply-add: same bits).
 
-_V16 = ir.VectorType(ir.FloatType(), 16)
-_M16 = ir.VectorType(ir.IntType(1), 16)
-
-
-def _splat16(builder, x):
-    """IR broadcast of the float ``x`` to 16 lanes."""
-    v = builder.insert_element(ir.Constant(_V16, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
-    return builder.shuffle_vector(v, ir.Constant(_V16, ir.Undefined),
-                                  ir.Constant(ir.VectorType(ir.IntType(32), 16), [0] * 16))
-
-
 def _lif_update16(builder, cur, v, ref, trace, syn, decay, trace_decay, ds, t_ref, v_reset, threshold):
     """:func:`_lif_update` on 16 lanes (IR values); returns (v, ref, trace, spiked <16 x i1>)."""
-    def const(x: float):
-        return ir.Constant(_V16, [float(np.float32(x))] * 16)
-
+    const = simd.const
     zero = const(0.0)
     vi = builder.fadd(builder.fadd(cur, builder.fmul(builder.fsub(v, cur), decay)), syn)
     vi = builder.select(builder.fcmp_ordered("<=", ref, const(1e-12)), vi, v_reset)
@@ -139,29 +127,14 @@ def _lif_update16(builder, cur, v, ref, trace, syn, decay, trace_decay, ds, t_re
 
 
 def _fanin_sum16(builder, row, fan, term):
-    """IR of ``acc = +0.0; for k < fan: acc = acc + term(row * fan + k)`` over 16-lane vectors (a loop
-    whose running sum stays in a register, added in k order); returns ``acc``, the builder after it."""
-    i64 = ir.IntType(64)
+    """IR of ``acc = +0.0; for k < fan: acc = acc + term(row * fan + k)`` over 16-lane vectors (the
+    running sum in a register, added in k order); returns ``acc``, the builder after the loop."""
     start = builder.mul(row, fan)
-    entry = builder.block
-    loop, done = builder.append_basic_block("fanin"), builder.append_basic_block("summed")
-    builder.branch(loop)
-    builder.position_at_end(loop)
-    k, acc = builder.phi(i64), builder.phi(_V16)
-    k.add_incoming(ir.Constant(i64, 0), entry)
-    acc.add_incoming(ir.Constant(_V16, [0.0] * 16), entry)
-    nxt = builder.fadd(acc, term(builder.add(start, k)))
-    k1 = builder.add(k, ir.Constant(i64, 1))
-    k.add_incoming(k1, loop)
-    acc.add_incoming(nxt, loop)
-    builder.cbranch(builder.icmp_signed("<", k1, fan), loop, done)
-    builder.position_at_end(done)
-    return nxt
 
+    def body(k, acc):
+        return builder.fadd(acc, term(builder.add(start, k)))
 
-def _vec16(builder, data, off):
-    """Pointer to the 16 floats at ``data + off``."""
-    return builder.bitcast(builder.gep(data, [off]), _V16.as_pointer())
+    return simd.loop(builder, fan, body, simd.const(0.0))
 
 
 @intrinsic
@@ -172,21 +145,21 @@ def _neuron16(typingctx, cur, v, ref, trace, old, new, pre, w, row, decay, trace
     update of ``cur/v/ref/trace[16 row : 16 row + 16]`` in place; the new spike bits go to ``new[row]``."""
     def codegen(context, builder, sig, args):
         i64 = ir.IntType(64)
-        cur_d, v_d, ref_d, tr_d, old_d, new_d, pre_d, w_d = (
-            context.make_array(sig.args[q])(context, builder, args[q]).data for q in range(8))
-        fan = builder.extract_value(context.make_array(sig.args[6])(context, builder, args[6]).shape, 1)
+        ptrs = simd.pointers(context, builder, sig, args, range(8))
+        cur_d, v_d, ref_d, tr_d, old_d, new_d, pre_d, w_d = ptrs
+        fan = simd.dim(context, builder, sig, args, 6, 1)
         row = args[8]
-        consts = [_splat16(builder, x) for x in args[9:]]
-        zero = ir.Constant(_V16, [0.0] * 16)
+        consts = [simd.splat(builder, x) for x in args[9:]]
+        zero = ir.Constant(simd.V16, [0.0] * 16)
 
         def term(j):  # w[j] in the lanes whose presynaptic neuron spiked, +0.0 in the others
             bits = builder.load(builder.gep(old_d, [builder.load(builder.gep(pre_d, [j]))]))
-            lanes = builder.bitcast(builder.trunc(bits, ir.IntType(16)), _M16)
-            return builder.select(lanes, _splat16(builder, builder.load(builder.gep(w_d, [j]))), zero)
+            lanes = builder.bitcast(builder.trunc(bits, ir.IntType(16)), simd.M16)
+            return builder.select(lanes, simd.splat(builder, builder.load(builder.gep(w_d, [j]))), zero)
 
         syn = _fanin_sum16(builder, row, fan, term)
         off = builder.mul(row, ir.Constant(i64, 16))
-        ptrs = [_vec16(builder, d, off) for d in (cur_d, v_d, ref_d, tr_d)]
+        ptrs = [simd.vec_ptr(builder, d, off) for d in (cur_d, v_d, ref_d, tr_d)]
         c, vv, r, tr = (builder.load(p, align=4) for p in ptrs)
         nv, nr, nt, spk = _lif_update16(builder, c, vv, r, tr, syn, *consts)
         for p, val in zip(ptrs[1:], (nv, nr, nt), strict=True):
@@ -336,20 +309,19 @@ def _esn_pull16(typingctx, h, pre, w, row, cur, z):
     the sum held in a register, multiply then add in k order: the per-sample kernel's operations)."""
     def codegen(context, builder, sig, args):
         i64 = ir.IntType(64)
-        h_d, pre_d, w_d = (context.make_array(sig.args[q])(context, builder, args[q]).data for q in range(3))
-        cur_d, z_d = (context.make_array(sig.args[q])(context, builder, args[q]).data for q in (4, 5))
-        fan = builder.extract_value(context.make_array(sig.args[1])(context, builder, args[1]).shape, 1)
+        h_d, pre_d, w_d, cur_d, z_d = simd.pointers(context, builder, sig, args, (0, 1, 2, 4, 5))
+        fan = simd.dim(context, builder, sig, args, 1, 1)
         row, sixteen = args[3], ir.Constant(i64, 16)
 
         def term(j):  # w[j] * h[16 pre[j] : 16 pre[j] + 16]
             src = builder.mul(builder.load(builder.gep(pre_d, [j])), sixteen)
-            hv = builder.load(_vec16(builder, h_d, src), align=4)
-            return builder.fmul(_splat16(builder, builder.load(builder.gep(w_d, [j]))), hv)
+            hv = builder.load(simd.vec_ptr(builder, h_d, src), align=4)
+            return builder.fmul(simd.splat(builder, builder.load(builder.gep(w_d, [j]))), hv)
 
         acc = _fanin_sum16(builder, row, fan, term)
         off = builder.mul(row, sixteen)
-        cv = builder.load(_vec16(builder, cur_d, off), align=4)
-        builder.store(builder.fadd(cv, acc), _vec16(builder, z_d, off), align=4)
+        cv = builder.load(simd.vec_ptr(builder, cur_d, off), align=4)
+        builder.store(builder.fadd(cv, acc), simd.vec_ptr(builder, z_d, off), align=4)
         return context.get_dummy_value()
 
     return types.void(h, pre, w, types.int64, cur, z), codegen

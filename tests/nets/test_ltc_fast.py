@@ -6,7 +6,6 @@
   bits of the torch mapping code they replace (shipped closed-loop results depend on them).
 """
 
-import numba
 import numpy as np
 import pytest
 import torch
@@ -73,55 +72,92 @@ def _reference_synapses(pre, sig, smu, wn, wd, src, dst, n_dst, gnum, gden):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("density", [1.0, 0.3])
-def test_row_segment_loops_match_per_synapse_math(dtype, density):
-    """The padded row-segment loops (dense matrices and sparse wirings) give the per-synapse values."""
+@pytest.mark.parametrize(("density", "n_dst"), [(1.0, 7), (1.0, 32), (0.3, 7), (0.3, 40)])
+def test_row_segment_loops_match_per_synapse_math(dtype, density, n_dst):
+    """The padded row-segment loops (dense matrices and sparse wirings; float32 runs 16-lane vectors, a
+    dense matrix by column vectors) give the per-synapse values: activations and num/den of a pass, the
+    source gradients of a pass (``_synapse_back``) and the parameter sums of two passes at once
+    (``_synapse_accum``)."""
     rng = np.random.default_rng(0)
-    n_src, n_dst = 9, 7
+    n_src = 9
     mask = rng.random((n_src, n_dst)) < density
     if density < 1.0:
         mask[0] = False  # a source without synapses
     src, dst = (a.astype(np.int64) for a in np.nonzero(mask))
     rows, pidx, size = ltc_numba._segments(src, dst, mask.shape)
-    assert (pidx is None) == (density == 1.0)
-    pre = rng.normal(size=n_src)
+    assert (pidx is None) == (density == 1.0 and n_dst % 16 == 0)
+    assert (rows[:, 2] % 16 == 0).all() and (rows[:, 1] + rows[:, 2] <= n_dst + 15).all()
     sig, smu, wn, wd = (rng.uniform(0.1, 2.0, size=src.size) for _ in range(4))
-    gnum, gden = rng.normal(size=n_dst), rng.normal(size=n_dst)
-    act_ref, num_ref, den_ref, grads_ref, g_pre_ref = _reference_synapses(
-        pre, sig, smu, wn, wd, src, dst, n_dst, gnum, gden
-    )
-    padded = [ltc_numba._pad(a.astype(dtype), pidx, size) for a in (sig, smu, wn, wd)]
-    num, den, act = np.zeros(n_dst, dtype), np.zeros(n_dst, dtype), np.empty(size, dtype)
-    ltc_numba._synapses_jit(pre.astype(dtype), *padded, rows, num, den, act)
-    grads = [np.zeros(size, dtype) for _ in range(4)]
-    g_pre = np.zeros(n_src, dtype)
+    log2e = 1.4426950408889634  # the kernels' sigmoid is base 2 on log2(e)-scaled sigma, sigma*mu
+    padded = [ltc_numba._pad(a.astype(dtype), pidx, size) for a in (sig * log2e, smu * log2e, wn, wd)]
     sig_p, _, wn_p, wd_p = padded
-    args = (gnum.astype(dtype), gden.astype(dtype), sig_p, wn_p, wd_p, rows)
-    ltc_numba._synapse_grads_jit(pre.astype(dtype), act, *args, *grads, g_pre)
+    width = n_dst + 16  # the kernels' destination scratch: runs reach n_dst + 15, tails stay zero
     tol = 1e-5 if dtype == np.float32 else 1e-12
-    got = [ltc_numba._unpad(act, pidx), num, den, *(ltc_numba._unpad(g, pidx) for g in grads), g_pre]
-    for a, b in zip(got, [act_ref, num_ref, den_ref, *grads_ref, g_pre_ref], strict=True):
-        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
-
-
-@numba.njit
-def _logistic_many(a, out):
-    for i in range(a.shape[0]):
-        out[i] = ltc_numba._logistic_neg(a[i])
+    dense = bool(ltc_numba._is_dense(rows, size)) and rows[0, 2] + 16 == width  # by column vectors
+    assert dense == (pidx is None)
+    passes = 2
+    pres, acts = np.zeros((passes + 1, n_src), dtype), np.empty((passes, size), dtype)
+    gns, gds = np.zeros((passes, width), dtype), np.zeros((passes, width), dtype)
+    grads_ref = [0.0] * 4
+    for k in range(passes):
+        pre = rng.normal(size=n_src)
+        gnum, gden = rng.normal(size=n_dst), rng.normal(size=n_dst)
+        act_ref, num_ref, den_ref, grads_k, g_pre_ref = _reference_synapses(
+            pre, sig, smu, wn, wd, src, dst, n_dst, gnum, gden
+        )
+        pres[k] = pre
+        num, den = np.zeros(width, dtype), np.zeros(width, dtype)
+        ltc_numba._synapses_jit(pres[k], *padded, rows, num, den, acts[k], dense)
+        assert not num[n_dst:].any() and not den[n_dst:].any()
+        gns[k, :n_dst], gds[k, :n_dst] = gnum, gden
+        g_pre = np.zeros(n_src, dtype)
+        ltc_numba._synapse_back_jit(pres[k], acts[k], gns[k], gds[k], sig_p, wn_p, wd_p, rows, g_pre)
+        got = [ltc_numba._unpad(acts[k], pidx), num[:n_dst], den[:n_dst], g_pre]
+        for x, y in zip(got, [act_ref, num_ref, den_ref, g_pre_ref], strict=True):
+            np.testing.assert_allclose(x, y, rtol=tol, atol=tol)
+        grads_ref = [r + g for r, g in zip(grads_ref, grads_k, strict=True)]
+    grads = [np.zeros(size, dtype) for _ in range(4)]
+    ltc_numba._synapse_accum_jit(pres, acts, gns, gds, wn_p, wd_p, rows, *grads)
+    for x, y in zip((ltc_numba._unpad(g, pidx) for g in grads), grads_ref, strict=True):
+        np.testing.assert_allclose(x, y, rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("dtype, ulps", [(np.float32, 4), (np.float64, 4)])
-def test_vectorisable_logistic_is_accurate(dtype, ulps):
-    """1 / (1 + exp(a)) within a few ulps of float64/longdouble numpy, finite and in [0, 1] at extremes."""
-    a = np.concatenate([np.linspace(-30, 30, 20001), [-1e4, -100.0, -88.0, 0.0, 88.0, 100.0, 1e4]])
-    a = a.astype(dtype)
-    out = np.empty_like(a)
-    _logistic_many(a, out)
-    exact = 1.0 / (1.0 + np.exp(a.astype(np.longdouble)))
+def test_kernel_logistic_is_accurate(dtype, ulps):
+    """The synapse loops' act = 1 / (1 + 2^a2) (16-lane vector code for float32, the scalar loop for
+    float64) within a few ulps of longdouble numpy, finite and in [0, 1] at the extremes."""
+    a2 = np.concatenate([np.linspace(-45, 45, 20000), [-1e4, -200.0, -127.0, -126.0, 0.0, 126.0, 127.0, 200.0,
+                                                        1e4, 3e38, -3e38]])  # fmt: skip
+    a2 = a2.astype(dtype)
+    n = a2.size  # 20011 sources, one synapse each to destination 0: act[i] = 1 / (1 + 2^(0 - (-a2[i]) * 1))
+    rows = np.stack([np.arange(n) * 16, np.zeros(n), np.full(n, 16)], 1).astype(np.int64)
+    size = 16 * n
+    sig = np.zeros(size, dtype)
+    sig[::16] = -a2
+    smu, w = np.zeros(size, dtype), np.zeros(size, dtype)
+    act = np.empty(size, dtype)
+    ltc_numba._synapses_jit(np.ones(n, dtype), sig, smu, w, w, rows, np.zeros(32, dtype), np.zeros(32, dtype),
+                            act)  # fmt: skip
+    out = act[::16]
+    with np.errstate(over="ignore"):
+        exact = 1.0 / (1.0 + np.exp2(a2.astype(np.longdouble)))
     assert np.all(np.isfinite(out)) and np.all((out >= 0) & (out <= 1))
     rel = np.abs(out.astype(np.longdouble) - exact) / np.maximum(exact, np.finfo(dtype).tiny)
     big = exact > np.finfo(dtype).tiny * 2**30  # away from underflow: relative accuracy
     assert float(rel[big].max()) <= ulps * np.finfo(dtype).eps
+    tiny = exact <= np.finfo(dtype).tiny * 2**30
+    assert float(np.abs(out[tiny] - exact[tiny]).max()) < 1e-28
+
+
+def test_kernel_logistic_keeps_nan():
+    """A NaN potential gives NaN activations (the float32 vector path), not a clamped number."""
+    rows = np.array([[0, 0, 16]], np.int64)
+    sig = np.ones(16, np.float32)
+    act = np.empty(16, np.float32)
+    z = np.zeros(16, np.float32)
+    ltc_numba._synapses_jit(np.array([np.nan], np.float32), sig, z, z, z, rows, np.zeros(32, np.float32),
+                            np.zeros(32, np.float32), act)  # fmt: skip
+    assert np.isnan(act).all()
 
 
 @pytest.mark.parametrize("mapping", ["affine", "linear", "none"])
