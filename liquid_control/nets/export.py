@@ -2,8 +2,9 @@
 
 Works for any module with the core signature ``forward(x (B,T,F), state (B,S)) -> (y (B,T,*), state)``
 (every core of :mod:`liquid_control.nets.core`, and policies that follow it). The exported graph is one
-step: ``(x (1,F), state (1,S)) -> (y (1,*), state (1,S))``; LTC cells are traced through their reference
-path (plain torch ops, the ``ode_unfolds`` loop unrolled), which computes the same function.
+step: ``(x (1,F), state (1,S)) -> (y (1,*), state (1,S))``; LTC cells are traced through their export form
+(plain torch ops, the ``ode_unfolds`` loop unrolled, numerator and denominator weights stacked), which
+computes the same function.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from torch import Tensor, nn
 
 @contextlib.contextmanager
 def reference_implementation(module: nn.Module) -> Iterator[None]:
-    """Temporarily switch every LTC cell in ``module`` to the traceable reference implementation."""
+    """Temporarily switch every LTC cell in ``module`` to its traceable export form (plain torch ops,
+    ``LTCCell._ode_export``: the reference solver regrouped into fewer graph nodes)."""
     from liquid_control.nets.ltc import LTCCell
 
     cells = [m for m in module.modules() if isinstance(m, LTCCell)]
@@ -27,10 +29,12 @@ def reference_implementation(module: nn.Module) -> Iterator[None]:
     try:
         for c in cells:
             c.implementation = "reference"
+            c._exporting = True
         yield
     finally:
         for c, impl in zip(cells, saved, strict=True):
             c.implementation = impl
+            c._exporting = False
 
 
 class SingleStep(nn.Module):

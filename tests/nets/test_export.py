@@ -6,6 +6,8 @@ import torch
 
 from liquid_control.nets import make_core
 from liquid_control.nets.export import SingleStep, export_onnx, export_torchscript, onnx_session
+from liquid_control.nets.ltc import LTCCell
+from liquid_control.nets.wiring import AutoNCP
 
 
 def _core(kind: str):
@@ -79,3 +81,15 @@ def test_policy_export_rollout_matches(tmp_path):
             a_t, h_t = policy(x.view(1, 1, -1), h_t)
         a_o, h_o = sess.run(None, {"x": x.numpy().reshape(1, -1), "state": h_o})
         np.testing.assert_allclose(a_o[0], a_t[0, 0].numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("wiring", ["fc", "autoncp"])
+def test_export_form_is_the_reference_solver(wiring):
+    """The regrouped solver traced into exported graphs computes the reference solver's function."""
+    torch.manual_seed(4)
+    cell = LTCCell(12 if wiring == "fc" else AutoNCP(12, 3), 5).double()
+    u, v = torch.randn(3, 5, dtype=torch.float64), torch.randn(3, 12, dtype=torch.float64)
+    cm_t = cell._cm_t(0.7, 3)
+    with torch.no_grad():
+        np.testing.assert_allclose(cell._ode_export(u, v, cm_t), cell._ode_reference(u, v, cm_t), rtol=1e-12,
+                                   atol=1e-12)  # fmt: skip
