@@ -205,6 +205,9 @@ def _bench_config(name: str, make_wiring: Callable[[], Any], args: argparse.Name
     result["latency_us"]["ours_closed_loop"] = _latency_us(lambda: models["ours_auto"](x11, h1), calls)
     with tempfile.TemporaryDirectory() as tmp:  # exported single step (reference graph, unfolds unrolled)
         onnx_path = export_onnx(models["ours_auto"], Path(tmp) / "ltc.onnx", INPUTS, n)
+        import onnx
+
+        result["onnx_nodes"] = len(onnx.load(str(onnx_path)).graph.node)
         session = onnx_session(onnx_path, threads=1)
         feeds = {"x": x1.numpy(), "state": h1.numpy()}
         result["latency_us"]["ours_onnxruntime"] = _latency_us(lambda: session.run(None, feeds), calls)
@@ -230,6 +233,31 @@ def _bench_config(name: str, make_wiring: Callable[[], Any], args: argparse.Name
     return result
 
 
+def _onnxruntime_floor(calls: int) -> dict[str, float]:
+    """Median batch-1 latency (us) of onnxruntime sessions whose graphs are chains of 1 and 121 cheap
+    elementwise nodes on a (1, 64) tensor: the fixed cost of a run and the cost per node, below which no
+    exported graph of that many nodes can go (the same session options as the exported step)."""
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    def chain_session(nodes: int):
+        ops = [helper.make_node("Sigmoid" if i % 2 else "Neg", [f"t{i - 1}" if i else "x"], [f"t{i}"])
+               for i in range(nodes)]  # fmt: skip
+        io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 64]) for n in ("x", f"t{nodes - 1}")]
+        graph = helper.make_graph(ops, "chain", io[:1], io[1:])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+        return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+    feeds = {"x": np.zeros((1, 64), np.float32)}
+    one, many = chain_session(1), chain_session(121)
+    t_one = _latency_us(lambda: one.run(None, feeds), calls)
+    t_many = _latency_us(lambda: many.run(None, feeds), calls)
+    return {"run_1_node": t_one, "run_121_nodes": t_many, "per_node": (t_many - t_one) / 120}
+
+
 def run(args: argparse.Namespace) -> int:
     if args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
@@ -248,6 +276,7 @@ def run(args: argparse.Namespace) -> int:
     }
     for name, make_wiring in tqdm(configs.items(), desc="bench cells", unit="config"):
         report["configs"][name] = _bench_config(name, make_wiring, args)
+    report["onnxruntime_floor_us"] = _onnxruntime_floor(20 if args.quick else 300)
     _print_table(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(args.out.suffix + ".tmp")
@@ -280,3 +309,7 @@ def _print_table(report: dict[str, Any]) -> None:
             print(f"{name:<24}{model:<20}" + "".join(cols))
         ratios = ", ".join(f"{k}={v:.2f}" for k, v in r["ratios"].items())
         print(f"{'':<24}ratios: {ratios}")
+    floor = report.get("onnxruntime_floor_us")
+    if floor:
+        one, per_node = floor["run_1_node"], floor["per_node"]
+        print(f"onnxruntime floor: {one:.1f} us per run + {per_node:.2f} us per node (chains of cheap nodes)")

@@ -17,6 +17,9 @@ def test_bench_cells_quick(tmp_path, capsys):
             assert result["latency_us"][key] > 0
         assert result["params"]["lstm_trainable"] > 0 and result["params"]["ltc_effective"] > 0
         assert result["ratios"]["train_auto_over_ncps"] > 0
+        assert result["onnx_nodes"] > 0
+    floor = report["onnxruntime_floor_us"]
+    assert floor["run_121_nodes"] > floor["run_1_node"] > 0  # more nodes cost more: the per-node floor
     assert "ratios" in capsys.readouterr().out
 
 
