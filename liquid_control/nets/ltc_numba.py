@@ -470,17 +470,17 @@ def _synapse_accum_pass(pre, act, gnum, gden, wn, wd, rows, g_wn, g_wd, g_z, g_z
     """:func:`_synapse_accum`, by 16-lane vectors for float32 arrays (the scalar loop for float64)."""
 
 
-@overload(_synapse_pass, jit_options=_FAST)
+@overload(_synapse_pass, jit_options=_FAST, inline="always")
 def _synapse_pass_overload(pre, sig, smu, wn, wd, rows, num, den, act, dense):
     return _synapses16 if _arrays_f32(pre, sig, smu, wn, wd, num, den, act) else _synapses
 
 
-@overload(_synapse_back_pass, jit_options=_FAST)
+@overload(_synapse_back_pass, jit_options=_FAST, inline="always")
 def _synapse_back_pass_overload(pre, act, gnum, gden, sig, wn, wd, rows, g_pre):
     return _synapse_back16 if _arrays_f32(pre, act, gnum, gden, sig, wn, wd, g_pre) else _synapse_back
 
 
-@overload(_synapse_accum_pass, jit_options=_FAST)
+@overload(_synapse_accum_pass, jit_options=_FAST, inline="always")
 def _synapse_accum_pass_overload(pre, act, gnum, gden, wn, wd, rows, g_wn, g_wd, g_z, g_zx):
     vector = _arrays_f32(pre, act, gnum, gden, ndim=2) and _arrays_f32(wn, wd, g_wn, g_wd, g_z, g_zx)
     return _synapse_accum16 if vector else _synapse_accum
