@@ -5,11 +5,15 @@ the sensory synapses and the ``ode_unfolds`` solver iterations, in parallel over
 families compute the same function as ``LTCCell._ode_reference`` (tests compare them):
 
 * fast (training, :class:`LTCSequence`, and ``compile_step``/batch-1 ``cell()`` steps): arithmetic in the
-  input's precision (float32 stays float32), a vectorisable exp (~1 ulp), synapses stored per source
-  neuron as contiguous runs of destinations (a dense matrix for FC wirings) so the inner loops vectorise,
-  FMA and reassociated sums allowed. One autograd node holds the input/output mappings too. Backward
-  recomputes each step's unfolds from the saved step-start potentials: the memory kept is (T, B, N)
-  twice whatever ``ode_unfolds`` is;
+  input's precision; float32 runs LLVM vector code on 16 lanes (numba intrinsics, :mod:`.simd`: one
+  AVX-512 register where the CPU has it) with a base-2 sigmoid on log2(e)-scaled sigma and sigma*mu
+  (~1 ulp), float64 a scalar loop. Synapses are stored per source neuron as contiguous runs of
+  destinations padded to whole vectors (a dense matrix for FC wirings, summed by column vectors in
+  registers), arrays 64-byte aligned, FMA and reassociated sums allowed. One autograd node holds the
+  input/output mappings too. Backward recomputes each step's unfolds from the saved step-start
+  potentials (the memory kept is (T, B, N) twice whatever ``ode_unfolds`` is), runs one source-gradient
+  pass per unfold and then a single pass over the synapses for the parameter gradients of all unfolds
+  of the step (four accumulators read and written once per step, not per unfold);
 * compat (inference without gradients, e.g. closed-loop controllers through ``LTC.forward``): float64
   activations and a fixed operation order, bit-identical to the kernels every shipped policy was
   evaluated with (so their stored per-episode results still reproduce).
