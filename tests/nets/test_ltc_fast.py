@@ -225,3 +225,37 @@ def test_compiled_step_rejects_non_finite_state():
     h[2] = np.inf
     with pytest.raises(ValueError, match="NaN or inf"):
         step(x, h)
+
+
+def test_vector_kernels_without_avx512_give_the_same_values(monkeypatch):
+    """The portable IR (exponent bits and an IEEE division instead of vscalefps / vrcp14ps) computes the
+    same activations and sums: compiled here, uncached, with the AVX-512 intrinsics switched off."""
+    import numba
+
+    from liquid_control.nets import simd
+
+    rng = np.random.default_rng(5)
+    n_src, n_dst = 5, 32
+    rows = np.stack([np.arange(n_src) * n_dst, np.zeros(n_src), np.full(n_src, n_dst)], 1).astype(np.int64)
+    pre = rng.normal(size=n_src).astype(np.float32)
+    sig, smu, wn, wd = (rng.uniform(-3, 3, n_src * n_dst).astype(np.float32) for _ in range(4))
+    sig[:3] = [200.0, -200.0, 0.0]  # saturated activations: 2^a2 over- and underflow
+
+    def run(portable):
+        monkeypatch.setattr(simd, "AVX512", simd.AVX512 and not portable)
+
+        @numba.njit(cache=False)
+        def rows16(pre, sig, smu, wn, wd, rows, num, den, act):
+            for i in range(pre.shape[0]):
+                ltc_numba._synapse_row16(pre[i], sig, smu, wn, wd, act, num, den, rows[i, 0], rows[i, 1],
+                                         rows[i, 2])  # fmt: skip
+
+        num, den, act = np.zeros(n_dst + 16, np.float32), np.zeros(n_dst + 16, np.float32), np.empty_like(sig)
+        rows16(pre, sig, smu, wn, wd, rows, num, den, act)
+        return act, num, den
+
+    exact = 1.0 / (1.0 + np.exp2(np.clip(smu.astype(np.float64) - sig * pre.repeat(n_dst), -1000, 1000)))
+    for got in (run(portable=True), run(portable=False)):
+        np.testing.assert_allclose(got[0], exact, rtol=1e-6, atol=1e-30)
+        num_exact = (exact * wn).reshape(n_src, n_dst).sum(0)
+        np.testing.assert_allclose(got[1][:n_dst], num_exact, rtol=1e-5, atol=1e-6)
