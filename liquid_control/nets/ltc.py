@@ -329,7 +329,7 @@ class LTCCell(nn.Module):
         cm_t = self._cm_t(elapsed_time, inputs.shape[0])
         if impl == "fused":
             v = ltc_fast.ode_step(self, u, states, cm_t)
-        elif self._exporting:
+        elif getattr(self, "_exporting", False):  # set by nets.export (absent in old pickles)
             v = self._ode_export(u, states, cm_t)
         else:
             v = self._ode_reference(u, states, cm_t)
