@@ -563,18 +563,75 @@ def _fast_forward_impl(u, h0, cm_t, keep, g, gvl, rows, sig, smu, wd, wn,
             v_out[t, b, :] = v
 
 
+@numba.njit(**_FAST)
+def _backward_sample(b, grp, gV, u, cm_t, keep, g, gvl, rows, sig, smu, wd, wn, srows, ssig, ssmu, swd, swn,
+                     eps, unfolds, v_start, g_u, g_h0, g_cm, g_g, g_gvl, g_wd, g_wn, g_z, g_zx, g_swd, g_swn,
+                     g_sz, g_szx, dense, sdense, vs, dens, acts, sact, ub, num, ns, ds, gv, gv_new, gnum,
+                     gden, gns, gds):  # fmt: skip
+    """The reverse pass of sample b into the gradient sums of its group (scratch arrays reused)."""
+    steps, n = u.shape[0], g_h0.shape[1]
+    for i in range(n):
+        gv[i] = 0.0
+    for t in range(steps - 1, -1, -1):
+        for i in range(n):
+            ns[i] = 0.0
+            ds[i] = 0.0
+        ub[0, :] = u[t, b]
+        _synapses_jit(ub[0], ssig, ssmu, swn, swd, srows, ns, ds, sact[0], sdense)
+        vs[0, :] = v_start[t, b, :]
+        for k in range(unfolds):
+            for i in range(n):
+                c = cm_t[t, b, i]
+                num[i] = c * vs[k, i] + gvl[i] + ns[i]
+                dens[k, i] = c + g[i] + ds[i] + eps
+            _synapses_jit(vs[k], sig, smu, wn, wd, rows, num, dens[k], acts[k], dense)
+            for i in range(n):
+                vs[k + 1, i] = num[i] / dens[k, i]
+        for i in range(n):
+            gv[i] += gV[t, b, i]
+            gns[0, i] = 0.0
+            gds[0, i] = 0.0
+        for k in range(unfolds - 1, -1, -1):
+            for i in range(n):
+                gn = gv[i] / dens[k, i]
+                gd = -gn * vs[k + 1, i]
+                gnum[k, i] = gn
+                gden[k, i] = gd
+                g_cm[t, b, i] += gn * vs[k, i] + gd
+                gns[0, i] += gn
+                gds[0, i] += gd
+                gv_new[i] = gn * cm_t[t, b, i]
+            _synapse_back_jit(vs[k], acts[k], gnum[k], gden[k], sig, wn, wd, rows, gv_new)
+            for i in range(n):
+                gv[i] = gv_new[i]
+        # the synapses' parameter gradients of all unfolds of this step, one pass over them
+        _synapse_accum_jit(vs, acts, gnum, gden, wn, wd, rows, g_wn[grp], g_wd[grp], g_z[grp], g_zx[grp])
+        for i in range(n):
+            g_g[grp, i] += gds[0, i]
+            g_gvl[grp, i] += gns[0, i]
+        _synapse_back_jit(ub[0], sact[0], gns[0], gds[0], ssig, swn, swd, srows, g_u[t, b])
+        _synapse_accum_jit(ub, sact, gns, gds, swn, swd, srows, g_swn[grp], g_swd[grp], g_sz[grp],
+                           g_szx[grp])  # fmt: skip
+        k_t = keep[t, b]
+        for i in range(n):
+            gv[i] *= k_t
+    g_h0[b, :] = gv
+
+
 def _fast_backward_impl(gV, u, cm_t, keep, g, gvl, rows, sig, smu, wd, wn,
                         srows, ssig, ssmu, swd, swn, eps, unfolds, v_start,
                         g_u, g_h0, g_cm, g_g, g_gvl, g_wd, g_wn, g_z, g_zx,
                         g_swd, g_swn, g_sz, g_szx):  # fmt: skip
-    """Reverse pass from the saved step-start potentials; per-sample parameter sums (B, ...)."""
+    """Reverse pass from the saved step-start potentials. The samples are split into G = len(g_wd)
+    groups (one per thread), each summing its parameter gradients into its own row (G, ...)."""
     steps, batch, n_in = u.shape
     n = g_h0.shape[1]
     ne, nes = sig.shape[0], ssig.shape[0]
+    groups = g_wd.shape[0]
     w = _r16(n) + _PAD  # row runs reach n + 15 (zero tails); rows stay 64-byte aligned
     dense = _is_dense(rows, ne) and rows[0, 2] + _PAD == w
     sdense = _is_dense(srows, nes) and srows[0, 2] + _PAD == w
-    for b in numba.prange(batch):
+    for grp in numba.prange(groups):
         vs = np.empty((unfolds + 1, n), dtype=u.dtype)
         dens = _azeros(unfolds * w, u).reshape(unfolds, w)
         acts = _azeros(unfolds * ne, u).reshape(unfolds, ne)  # this step's synapse activations
@@ -584,49 +641,11 @@ def _fast_backward_impl(gV, u, cm_t, keep, g, gvl, rows, sig, smu, wd, wn,
         gv, gv_new = np.zeros(n, dtype=u.dtype), np.empty(n, dtype=u.dtype)
         gnum, gden = _azeros(unfolds * w, u).reshape(unfolds, w), _azeros(unfolds * w, u).reshape(unfolds, w)
         gns, gds = _azeros(w, u).reshape(1, w), _azeros(w, u).reshape(1, w)
-        for t in range(steps - 1, -1, -1):
-            for i in range(n):
-                ns[i] = 0.0
-                ds[i] = 0.0
-            ub[0, :] = u[t, b]
-            _synapses_jit(ub[0], ssig, ssmu, swn, swd, srows, ns, ds, sact[0], sdense)
-            vs[0, :] = v_start[t, b, :]
-            for k in range(unfolds):
-                for i in range(n):
-                    c = cm_t[t, b, i]
-                    num[i] = c * vs[k, i] + gvl[i] + ns[i]
-                    dens[k, i] = c + g[i] + ds[i] + eps
-                _synapses_jit(vs[k], sig, smu, wn, wd, rows, num, dens[k], acts[k], dense)
-                for i in range(n):
-                    vs[k + 1, i] = num[i] / dens[k, i]
-            for i in range(n):
-                gv[i] += gV[t, b, i]
-                gns[0, i] = 0.0
-                gds[0, i] = 0.0
-            for k in range(unfolds - 1, -1, -1):
-                for i in range(n):
-                    gn = gv[i] / dens[k, i]
-                    gd = -gn * vs[k + 1, i]
-                    gnum[k, i] = gn
-                    gden[k, i] = gd
-                    g_cm[t, b, i] += gn * vs[k, i] + gd
-                    gns[0, i] += gn
-                    gds[0, i] += gd
-                    gv_new[i] = gn * cm_t[t, b, i]
-                _synapse_back_jit(vs[k], acts[k], gnum[k], gden[k], sig, wn, wd, rows, gv_new)
-                for i in range(n):
-                    gv[i] = gv_new[i]
-            # the synapses' parameter gradients of all unfolds of this step, one pass over them
-            _synapse_accum_jit(vs, acts, gnum, gden, wn, wd, rows, g_wn[b], g_wd[b], g_z[b], g_zx[b])
-            for i in range(n):
-                g_g[b, i] += gds[0, i]
-                g_gvl[b, i] += gns[0, i]
-            _synapse_back_jit(ub[0], sact[0], gns[0], gds[0], ssig, swn, swd, srows, g_u[t, b])
-            _synapse_accum_jit(ub, sact, gns, gds, swn, swd, srows, g_swn[b], g_swd[b], g_sz[b], g_szx[b])
-            k_t = keep[t, b]
-            for i in range(n):
-                gv[i] *= k_t
-        g_h0[b, :] = gv
+        for b in range(grp, batch, groups):
+            _backward_sample(b, grp, gV, u, cm_t, keep, g, gvl, rows, sig, smu, wd, wn, srows, ssig,
+                             ssmu, swd, swn, eps, unfolds, v_start, g_u, g_h0, g_cm, g_g, g_gvl, g_wd, g_wn,
+                             g_z, g_zx, g_swd, g_swn, g_sz, g_szx, dense, sdense, vs, dens, acts, sact, ub,
+                             num, ns, ds, gv, gv_new, gnum, gden, gns, gds)  # fmt: skip
 
 
 _fast_forward_par = numba.njit(parallel=True, **_FAST)(_twin(_fast_forward_impl, "_parallel"))
@@ -713,12 +732,13 @@ class LTCSequence(torch.autograd.Function):
         g_u = np.zeros_like(u)
         g_h0 = np.empty((batch, n), dtype=dt)
         g_cmt = np.zeros((steps, batch, n), dtype=dt)
-        g_g, g_gvl = np.zeros((batch, n), dtype=dt), np.zeros((batch, n), dtype=dt)
-        g_edges = [aligned_zeros((batch, size), dt) for _ in range(4)]  # wd, wn, sum dz, sum dz*pre
-        g_sedges = [aligned_zeros((batch, ssize), dt) for _ in range(4)]
+        kernel = pick_kernel(_fast_backward_par, _fast_backward_ser, steps, batch)
+        groups = min(batch, numba.get_num_threads()) if kernel is _fast_backward_par else 1  # one per thread
+        g_g, g_gvl = np.zeros((groups, n), dtype=dt), np.zeros((groups, n), dtype=dt)
+        g_edges = [aligned_zeros((groups, size), dt) for _ in range(4)]  # wd, wn, sum dz, sum dz*pre
+        g_sedges = [aligned_zeros((groups, ssize), dt) for _ in range(4)]
         sig_n, ssig_n = _np(sig), _np(ssig)
         edges, sedges = act_edges(sig, mu, wd, wn, pidx, size), act_edges(ssig, smu, swd, swn, spidx, ssize)
-        kernel = pick_kernel(_fast_backward_par, _fast_backward_ser, steps, batch)
         kernel(
             gV, u, cm_t, _np(keep), _np(g), _np(gvl), rows, *edges, srows, *sedges,
             ctx.eps, unfolds, v_start, g_u, g_h0, g_cmt, g_g, g_gvl, *g_edges, *g_sedges,
