@@ -229,8 +229,10 @@ def _synapses(pre, sig, smu, wn, wd, rows, num, den, act, dense):
     The synapses of source neuron i are stored as one contiguous run of destinations, ``rows[i] =
     (offset, first destination, length)``, padded with wn = wd = 0 where a destination inside the run has
     no synapse (those add exact zeros) and to whole 16-lane vectors. A dense matrix is one run of N per
-    source. This scalar loop serves float64; float32 runs :func:`_synapse_row16`. Unsigned offsets: signed
-    ones got numba's negative-index wraparound on every access, which kept LLVM from vectorising."""
+    source. This scalar loop serves float64; float32 runs :func:`_synapse_row16` (``dense``: the layout
+    is a dense matrix, see :func:`_is_dense`; the vector path then sums by column vectors). Unsigned
+    offsets: signed ones got numba's negative-index wraparound on every access, which kept LLVM from
+    vectorising."""
     for i in range(pre.shape[0]):
         p = pre[i]
         o, lo, ln = np.uint64(rows[i, 0]), np.uint64(rows[i, 1]), np.uint64(rows[i, 2])  # no wraparound
@@ -782,8 +784,9 @@ def plans_np(cell) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.
 
 def segments_np(cell) -> tuple[tuple[np.ndarray, np.ndarray | None, int], ...]:
     """(rows, pidx, size) of the recurrent and the sensory synapses for the fast kernels (see
-    :func:`_synapses`): rows (n_src, 3) = (offset, first destination, length); pidx maps each synapse
-    of the list to its padded entry (None for a dense matrix: the identity); size = padded length."""
+    :func:`_synapses`): rows (n_src, 3) = (offset, first destination, length), lengths in whole 16-lane
+    vectors; pidx maps each synapse of the list to its padded entry (None for a dense matrix whose rows
+    are whole vectors: the identity); size = padded length."""
     plans_np(cell)
     return cell._edge_cache["numba_plans"][3]
 
