@@ -12,7 +12,8 @@ import platform
 from functools import lru_cache
 from typing import Any
 
-PACKAGES = ("numpy", "torch", "pybullet", "numba", "gymnasium", "stable_baselines3", "scipy")
+PACKAGES = ("numpy", "torch", "pybullet", "numba", "gymnasium", "stable_baselines3", "scipy", "onnxruntime",
+            "ncps")
 
 
 def _cpu_model() -> str:

@@ -33,6 +33,8 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from liquid_control.provenance import platform_info
+
 INPUTS = 32
 
 
@@ -269,6 +271,7 @@ def run(args: argparse.Namespace) -> int:
         "threads": args.threads,
         "torch": torch.__version__,
         "machine": platform.machine(),
+        "platform": platform_info(),  # python, CPU model, library versions
         "inputs": INPUTS,
         "batch": 8 if args.quick else 64,
         "steps": 8 if args.quick else 64,

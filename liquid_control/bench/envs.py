@@ -33,6 +33,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from liquid_control.provenance import platform_info
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="bench_envs.json", help="JSON output path")
@@ -191,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise ValueError(f"unknown env ids {unknown}; known: {list(ENV_IDS)}")
     out: dict[str, Any] = {"benchmark": "envs", "steps": steps, "cpu_count": os.cpu_count(),
-                           "python": platform.python_version(), "envs": {}}
+                           "python": platform.python_version(), "platform": platform_info(), "envs": {}}
     try:
         out["pybullet"] = importlib.metadata.version("pybullet")
     except importlib.metadata.PackageNotFoundError as exc:  # pragma: no cover

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from liquid_control.learn.checkpoint import atomic_write_json
+from liquid_control.provenance import platform_info
 
 DEFAULT_ENV = "LiquidControl/DroneHover-v0"
 
@@ -135,6 +136,7 @@ def bench_ppo(env_id: str, options: dict[str, Any], steps: int, n_envs: int, n_s
         "meets_target": ratio_cpu >= 0.5,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
                     "load_avg_1m": round(os.getloadavg()[0], 2)},
+        "platform": platform_info(),
     }
 
 

@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from liquid_control.provenance import platform_info
+
 SHAPES = {"drone": (49, 4), "rover": (69, 2)}  # (obs_dim, act_dim) of DroneNav / RoverNav
 
 
@@ -174,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     result = {"benchmark": "readout", "threads": args.threads, "cpu_count": os.cpu_count(),
               "load_avg": os.getloadavg(), "machine": platform.processor() or platform.machine(),
               "torch": torch.__version__, "budget": args.budget,
-              "demos": str(args.demos) if args.demos else None, "results": rows}
+              "demos": str(args.demos) if args.demos else None, "platform": platform_info(), "results": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")

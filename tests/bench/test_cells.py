@@ -10,6 +10,7 @@ def test_bench_cells_quick(tmp_path, capsys):
     assert main(["bench", "cells", "--quick", "--threads", "1", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["quick"] is True and report["threads"] == 1
+    assert report["platform"]["packages"]["torch"] and report["platform"]["packages"]["ncps"]
     assert len(report["configs"]) == 3
     for result in report["configs"].values():
         for key in ("ours_auto", "ours_torch_fused", "ours_reference", "ncps", "lstm"):

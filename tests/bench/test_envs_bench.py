@@ -15,6 +15,7 @@ def test_bench_envs_writes_json(tmp_path, capsys):
                "--out", str(out)])
     assert rc == 0
     data = json.loads(out.read_text())
+    assert data["platform"]["packages"]["pybullet"] == data["pybullet"]
     r = data["envs"]["LiquidControl/RoverNav-v0"]
     assert r["substeps"] == 12
     assert r["env_steps_per_s"] > 0 and r["raw_physics_steps_per_s"] > 0

@@ -27,6 +27,7 @@ def test_bench_report_on_a_tiny_run(tmp_path):
     report = bench_ppo("Pendulum-v1", {}, steps=16, n_envs=1, n_steps=8, batch_size=8, n_epochs=1,
                        critic="shared", budget=20000, seed=0, vec_env="dummy")
     json.dumps(report)  # JSON-able
+    assert report["platform"]["packages"]["stable_baselines3"]
     ltc, lstm = report["agents"]["ltc"], report["agents"]["lstm"]
     assert ltc["env_steps"] == lstm["env_steps"] == 16
     assert abs(ltc["trainable_params"] - lstm["trainable_params"]) < 0.1 * ltc["trainable_params"]

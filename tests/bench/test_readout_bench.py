@@ -10,6 +10,7 @@ def test_bench_readout_quick(tmp_path, capsys):
     assert main(["bench", "readout", "--quick", "--env", "rover", "--threads", "1", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["threads"] == 1 and {r["core"] for r in report["results"]} == {"esn", "lsm"}
+    assert report["platform"]["packages"]["numba"]
     for row in report["results"]:
         assert row["steps"] == 3000 and row["trainable_params"] == report["budget"]
         assert row["states_and_gram"]["cpu_s"] > 0 and row["solve_alpha_grid"]["alphas"] == 7
