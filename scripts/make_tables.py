@@ -82,6 +82,7 @@ def env_section(root: Path, env: str, by_policy: dict[str, dict[str, dict]]) -> 
         lines.append("")
     lines += ppo_section(by_policy)
     lines += seeds_section(root, env, order(list(by_policy)))
+    lines += seed_suites_section(root, env, order(list(by_policy)))
     robust = root / "results" / f"{env}-robustness" / "robustness.json"
     if robust.exists():
         lines += robustness_section(root, robust)
@@ -111,6 +112,34 @@ def ppo_section(by_policy: dict[str, dict[str, dict]]) -> list[str]:
             "|---|---|---|---|---|---|---|", *rows, ""]
 
 
+def _mean_sd(values: list[float]) -> str:
+    mean = sum(values) / len(values)
+    sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{mean:.2f} ± {sd:.2f}"
+
+
+def seed_suites_section(root: Path, env: str, policies: list[str]) -> list[str]:
+    """Success of every training seed on the OOD suites it was also evaluated on after selection
+    (``train_ppo.py ship --seed-suites``): whether a core's robustness holds across seeds."""
+    rows = []
+    for policy in policies:
+        card = root / "policies" / f"{env}-{policy}" / "card.json"
+        data = json.loads(card.read_text()) if card.exists() else {}
+        seeds = sorted((s for s in data.get("selection", {}).get("seeds") or [] if isinstance(s, dict)),
+                       key=lambda s: s["seed"])  # fmt: skip
+        for suite in sorted({name for s in seeds for name in s.get("suites", {})}):
+            per = [(s["seed"], s["suites"][suite]["success_rate"]["mean"]) for s in seeds
+                   if suite in s.get("suites", {})]  # fmt: skip
+            spread = _mean_sd([v for _, v in per]) if len(per) == len(seeds) and len(per) > 1 else "–"
+            cells = "; ".join(f"s{k}: {v:.2f}" for k, v in per)
+            rows.append(f"| {policy} | {suite} | {cells} | {spread} |")
+    if not rows:
+        return []
+    return ["**Training seeds on OOD suites**: success of every seed on the OOD suites it was also "
+            "evaluated on after selection (evaluation seed 0), mean ± sd over seeds", "",
+            "| policy | suite | success per seed | mean ± sd over seeds |", "|---|---|---|---|", *rows, ""]
+
+
 def seeds_section(root: Path, env: str, policies: list[str]) -> list[str]:
     """Every training seed's **val** success (what chose the shipped seed), its training wall-clock and,
     where ``train_zoo.py`` evaluated every seed after selection, its **test** success and the mean and
@@ -132,11 +161,7 @@ def seeds_section(root: Path, env: str, policies: list[str]) -> list[str]:
             if test:
                 per_test.append(f"s{s['seed']}: {test['mean']:.2f}")
                 tests.append(test["mean"])
-        spread = "–"
-        if len(tests) == len(seeds) and len(tests) > 1:
-            mean = sum(tests) / len(tests)
-            sd = (sum((t - mean) ** 2 for t in tests) / (len(tests) - 1)) ** 0.5
-            spread = f"{mean:.2f} ± {sd:.2f}"
+        spread = _mean_sd(tests) if len(tests) == len(seeds) and len(tests) > 1 else "–"
         rows.append(f"| {policy} | {len(seeds)} | " + "; ".join(per_seed) + " | "
                     + ("; ".join(per_test) or "–") + f" | {spread} |")
     if not rows:

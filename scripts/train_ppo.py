@@ -78,6 +78,9 @@ def main() -> int:
     p.add_argument("--run", action="append", default=None,
                    help="ship: the run dir (holding summary.json); repeat for several training seeds")
     p.add_argument("--name", default=None, help="ship: policies/ name, e.g. dronenav-ltc-ppo")
+    p.add_argument("--seed-suites", default="",
+                   help="ship, several runs: comma-separated OOD suites to evaluate every seed on as well "
+                        "(results/NAME/seeds/<suite>-s<seed>.json), e.g. ood-family,ood-latency")
     p.add_argument("--action-type", default="ctbr", choices=["ctbr", "rpm", "velocity"], help="hover actions")
     p.add_argument("--init", default=None, help="nav: the BC checkpoint to fine-tune (required)")
     p.add_argument("--steps", type=int, default=None, help="PPO env steps (hover 2M, nav 300k by default)")
@@ -119,7 +122,8 @@ def main() -> int:
     if args.task == "ship":
         if not args.run or not args.name:
             p.error("ship needs --run RUN and --name NAME")
-        dest = ship_run([Path(r) for r in args.run], args.name, args.eval_episodes, args.workers)
+        suites = [s for s in args.seed_suites.split(",") if s]
+        dest = ship_run([Path(r) for r in args.run], args.name, args.eval_episodes, args.workers, suites)
         print(json.dumps({"shipped": str(dest), **json.loads((dest / "card.json").read_text())["evaluation"]},
                          indent=2))
         return 0
@@ -200,7 +204,8 @@ def main() -> int:
     return 0
 
 
-def ship_run(runs: Path | list[Path], name: str, episodes: int, workers: int | None) -> Path:
+def ship_run(runs: Path | list[Path], name: str, episodes: int, workers: int | None,
+             seed_suites: list[str] | tuple[str, ...] = ()) -> Path:
     """Ship the val-selected PPO policy of one or several finished runs (training seeds) as ``policies/NAME``.
 
     Reuses ``scripts/train_zoo.py``'s ``ship`` (checkpoint copy, every suite of the env evaluated with
@@ -209,7 +214,7 @@ def ship_run(runs: Path | list[Path], name: str, episodes: int, workers: int | N
     Several runs (one per ``--seed``, same env and warm start): each run's own val-selected policy is
     evaluated again on the SAME val episodes (seed 1000, the seed-0 run's), the best of them is shipped,
     and every seed is evaluated on the test suite after selection (``results/NAME/seeds/test-s<seed>``),
-    as the zoo does for BC seeds.
+    as the zoo does for BC seeds, and on each of ``seed_suites`` (``seeds/<suite>-s<seed>``).
     """
     import argparse as _argparse
     import sys
@@ -249,8 +254,11 @@ def ship_run(runs: Path | list[Path], name: str, episodes: int, workers: int | N
         init_path = Path(run_card["init"]) / "card.json"
         init_card = json.loads(init_path.read_text()) if init_path.exists() else {}
     zoo_args = _argparse.Namespace(env=env, eval_episodes=episodes, workers=workers)
+    if seed_suites and len(records) < 2:
+        raise ValueError("--seed-suites needs several runs (training seeds)")
     if len(records) > 1:
-        test_every_seed(records, zoo_args, ROOT / "results" / name / "seeds")
+        for suite in ("test", *seed_suites):
+            test_every_seed(records, zoo_args, ROOT / "results" / name / "seeds", suite)
     dest = ship(record, zoo_args, env_short, init_card.get("demonstrations") or {}, records)
     card = json.loads((dest / "card.json").read_text())
     card["selection"]["candidates"] = sel["val"]  # final / best-val PPO (and BC) on the same val episodes

@@ -78,29 +78,36 @@ def evaluate_suites(policy: str, args: argparse.Namespace, dest: Path) -> dict:
     return out
 
 
-def test_every_seed(runs: list[dict], args: argparse.Namespace, dest: Path) -> None:
-    """Evaluate every seed's checkpoint on the ``test`` suite (after selection; never used to select).
+def test_every_seed(runs: list[dict], args: argparse.Namespace, dest: Path, suite: str = "test") -> None:
+    """Evaluate every seed's checkpoint on ``suite`` (the test split by default, or an OOD suite of the
+    env; after selection, never used to select).
 
-    Writes ``dest/test-s<seed>.json`` (reused when present with the same episode count) and puts the
-    metrics into each run record as ``run["test"]``.
+    Writes ``dest/<suite>-s<seed>.json`` (reused when present with the same episode count) and puts the
+    metrics into each run record: ``run["test"]`` for the test suite, ``run["suites"][suite]`` otherwise.
     """
+    def keep(run: dict, res: dict) -> None:
+        if suite == "test":
+            run["test"] = _headline(res)
+        else:
+            run.setdefault("suites", {})[suite] = _headline(res)
+
+    condition = resolve_condition(args.env, suite=suite)  # an unknown suite fails before any work
     todo = []
     for run in runs:
-        path = dest / f"test-s{run['seed']}.json"
+        path = dest / f"{suite}-s{run['seed']}.json"
         saved = json.loads(path.read_text()) if path.exists() else {}
         if saved.get("episodes") == args.eval_episodes:
-            run["test"] = _headline(saved)
+            keep(run, saved)
         else:
             todo.append(run)
     if not todo:
         return
-    condition = resolve_condition(args.env, suite="test")
     results = evaluate_many([(r["checkpoint"], args.env, condition) for r in todo], args.eval_episodes,
-                            seed=0, workers=args.workers, desc=f"test every seed {dest.parent.name}")
+                            seed=0, workers=args.workers, desc=f"{suite} every seed {dest.parent.name}")
     for run, res in zip(todo, results, strict=True):
         res["training_seed"] = run["seed"]
-        write_results(res, dest / f"test-s{run['seed']}.json")
-        run["test"] = _headline(res)
+        write_results(res, dest / f"{suite}-s{run['seed']}.json")
+        keep(run, res)
 
 
 def _headline(res: dict) -> dict:

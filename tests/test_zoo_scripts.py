@@ -42,6 +42,19 @@ def test_seeds_section_reports_test_mean_and_sd_over_seeds(tables, tmp_path: Pat
     assert mlp.endswith("| – | – |")
 
 
+def test_seed_suites_section_reports_every_seed_on_each_ood_suite(tables, tmp_path: Path):
+    seeds = [{"seed": k, "val": {"success_rate": _m(0.5)}, "train_wall_clock_s": 60.0,
+              "suites": {"ood-family": {"success_rate": _m(f)}, "ood-latency": {"success_rate": _m(lat)}}}
+             for k, f, lat in [(0, 0.9, 0.5), (1, 0.7, 0.6), (2, 0.8, 0.7)]]
+    _card(tmp_path, "dronenav-ltc-ppo", seeds, shipped=1)
+    _card(tmp_path, "dronenav-gru-ppo", [{**s, "suites": {}} for s in seeds], shipped=0)  # none: no rows
+    lines = tables.seed_suites_section(tmp_path, "dronenav", ["ltc-ppo", "gru-ppo"])
+    rows = [x for x in lines if x.startswith("| ltc-ppo ")]
+    assert rows == ["| ltc-ppo | ood-family | s0: 0.90; s1: 0.70; s2: 0.80 | 0.80 ± 0.10 |",
+                    "| ltc-ppo | ood-latency | s0: 0.50; s1: 0.60; s2: 0.70 | 0.60 ± 0.10 |"]
+    assert tables.seed_suites_section(tmp_path, "dronenav", ["gru-ppo"]) == []
+
+
 def test_ppo_rows_follow_their_core_and_compare_with_bc_on_the_same_episodes(tables):
     assert tables.order(["mlp-ppo", "gru", "ltc-ppo", "expert", "mlp", "ltc", "lsm"]) == [
         "expert", "ltc", "ltc-ppo", "gru", "mlp", "mlp-ppo", "lsm"]
@@ -72,6 +85,11 @@ def test_test_every_seed_evaluates_each_run_and_reuses_files(tmp_path: Path, loa
     again = [{"seed": 1, "checkpoint": "random"}]
     zoo.test_every_seed(again, args, tmp_path / "seeds")  # reused from the file: no new evaluation
     assert again[0]["test"]["success_rate"]["mean"] == 1.0
+    zoo.test_every_seed(runs[:1], args, tmp_path / "seeds", suite="ood-slip")  # an OOD suite of the env
+    saved = json.loads((tmp_path / "seeds" / "ood-slip-s0.json").read_text())
+    assert saved["condition"] == "ood-slip" and runs[0]["suites"]["ood-slip"]["success_rate"]["mean"] > 0
+    with pytest.raises(ValueError):
+        zoo.test_every_seed(runs[:1], args, tmp_path / "seeds", suite="ood-nonsense")
 
 
 def test_ship_keeps_suite_results_only_for_the_same_checkpoint(tmp_path: Path, load_script, monkeypatch):

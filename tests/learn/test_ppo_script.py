@@ -68,8 +68,17 @@ def test_ship_of_several_seeds_selects_on_the_same_val_episodes(script, tmp_path
     calls, shipped = [], {}
     monkeypatch.setattr(script, "_metrics", lambda ckpt, env, ov, where, n, seed, w: calls.append(
         (where, n, seed)) or {"success_rate": {"mean": on_val[ckpt]}})
-    monkeypatch.setattr(train_zoo, "test_every_seed", lambda recs, args, dest: [
-        r.update(test={"success_rate": {"mean": 0.2}}) for r in recs])
+    suites_seen = []
+
+    def fake_every_seed(recs, args, dest, suite="test"):
+        suites_seen.append(suite)
+        for r in recs:
+            if suite == "test":
+                r["test"] = {"success_rate": {"mean": 0.2}}
+            else:
+                r.setdefault("suites", {})[suite] = {"success_rate": {"mean": 0.1}}
+
+    monkeypatch.setattr(train_zoo, "test_every_seed", fake_every_seed)
 
     def fake_ship(best, args, env_short, demos, records):
         shipped.update(best=best, records=records)
@@ -83,8 +92,13 @@ def test_ship_of_several_seeds_selects_on_the_same_val_episodes(script, tmp_path
     dest = script.ship_run(runs, "rovernav-ltc-ppo", 5, 1)
     assert calls == [("val", 30, 1000)] * 3  # every seed on the seed-0 run's val episodes
     assert shipped["best"]["seed"] == 1 and [r["seed"] for r in shipped["records"]] == [0, 1, 2]
-    assert all("test" in r for r in shipped["records"])
+    assert all("test" in r for r in shipped["records"]) and suites_seen == ["test"]
     assert json.loads((dest / "card.json").read_text())["selection"]["selected"] == "ppo"
+    script.ship_run(runs, "rovernav-ltc-ppo", 5, 1, ["ood-family", "ood-latency"])  # every seed on OOD too
+    assert suites_seen[1:] == ["test", "ood-family", "ood-latency"]
+    assert set(shipped["records"][0]["suites"]) == {"ood-family", "ood-latency"}
+    with pytest.raises(ValueError, match="several runs"):
+        script.ship_run(runs[:1], "rovernav-ltc-ppo", 5, 1, ["ood-family"])
     with pytest.raises(ValueError, match="one run per training seed"):
         script.ship_run([runs[0], runs[0]], "rovernav-ltc-ppo", 5, 1)
     other = _run(tmp_path / "d", 3, env="LiquidControl/DroneNav-v0")
