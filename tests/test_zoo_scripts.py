@@ -112,3 +112,7 @@ def test_ship_keeps_suite_results_only_for_the_same_checkpoint(tmp_path: Path, l
     assert len(evaluated) == 2  # the first ship and the retrained policy; the re-ship kept its results
     card = json.loads((dest / "card.json").read_text())
     assert card["evaluation"]["suites"] == {"test": 0.5} and (dest / "policy.pt").read_bytes() == b"weights-b"
+    assert "suites" not in card["selection"]["seeds"][0]
+    dest = zoo.ship(best, args, "rovernav", {}, [{**best, "suites": {"ood-slip": {"success_rate": 0.4}}}])
+    seeds = json.loads((dest / "card.json").read_text())["selection"]["seeds"]
+    assert seeds[0]["suites"] == {"ood-slip": {"success_rate": 0.4}}  # per-seed OOD results: on the card
