@@ -430,14 +430,15 @@ def _accum_row16(typingctx, pre, act, gnum, gden, wn, wd, g_wn, g_wd, g_z, g_zx,
 
 
 @numba.njit(inline="always", **_FAST)
-def _is_dense(rows, size):
-    """Whether the row segments are a dense matrix, every row one run of the same length from 0 (the
-    kernels check once per call and pass ``dense`` to :func:`_synapses_jit`; the destination scratch
-    then has exactly ``length + 16`` entries)."""
+def _is_dense(rows, size, scratch):
+    """Whether the row segments are a dense matrix (every row one run of the same length from 0) whose
+    rows fill a destination scratch of ``scratch`` = length + 16 entries: the layout
+    :func:`_dense_column16` sums by column vectors. The kernels check once per call and pass the answer
+    as ``dense`` to :func:`_synapses_jit`."""
     if rows.shape[0] == 0:
         return False
     width = rows[0, 2]
-    dense = size == rows.shape[0] * width
+    dense = size == rows.shape[0] * width and width + _PAD == scratch
     for i in range(rows.shape[0]):
         dense &= rows[i, 0] == i * width and rows[i, 1] == 0 and rows[i, 2] == width
     return dense
@@ -540,8 +541,7 @@ def _fast_forward_impl(u, h0, cm_t, keep, g, gvl, rows, sig, smu, wd, wn,
     steps, batch, n_in = u.shape
     n = h0.shape[1]
     w = _r16(n) + _PAD  # row runs reach n + 15 (zero tails)
-    dense = _is_dense(rows, sig.shape[0]) and rows[0, 2] + _PAD == w
-    sdense = _is_dense(srows, ssig.shape[0]) and srows[0, 2] + _PAD == w
+    dense, sdense = _is_dense(rows, sig.shape[0], w), _is_dense(srows, ssig.shape[0], w)
     for b in numba.prange(batch):
         v = h0[b].copy()
         num, den, ns, ds = _azeros(w, v), _azeros(w, v), _azeros(w, v), _azeros(w, v)
@@ -565,61 +565,6 @@ def _fast_forward_impl(u, h0, cm_t, keep, g, gvl, rows, sig, smu, wd, wn,
             v_out[t, b, :] = v
 
 
-@numba.njit(**_FAST)
-def _backward_sample(b, grp, gV, u, cm_t, keep, g, gvl, rows, sig, smu, wd, wn, srows, ssig, ssmu, swd, swn,
-                     eps, unfolds, v_start, g_u, g_h0, g_cm, g_g, g_gvl, g_wd, g_wn, g_z, g_zx, g_swd, g_swn,
-                     g_sz, g_szx, dense, sdense, vs, dens, acts, sact, ub, num, ns, ds, gv, gv_new, gnum,
-                     gden, gns, gds):  # fmt: skip
-    """The reverse pass of sample b into the gradient sums of its group (scratch arrays reused)."""
-    steps, n = u.shape[0], g_h0.shape[1]
-    for i in range(n):
-        gv[i] = 0.0
-    for t in range(steps - 1, -1, -1):
-        for i in range(n):
-            ns[i] = 0.0
-            ds[i] = 0.0
-        ub[0, :] = u[t, b]
-        _synapses_jit(ub[0], ssig, ssmu, swn, swd, srows, ns, ds, sact[0], sdense)
-        vs[0, :] = v_start[t, b, :]
-        for k in range(unfolds):
-            for i in range(n):
-                c = cm_t[t, b, i]
-                num[i] = c * vs[k, i] + gvl[i] + ns[i]
-                dens[k, i] = c + g[i] + ds[i] + eps
-            _synapses_jit(vs[k], sig, smu, wn, wd, rows, num, dens[k], acts[k], dense)
-            for i in range(n):
-                vs[k + 1, i] = num[i] / dens[k, i]
-        for i in range(n):
-            gv[i] += gV[t, b, i]
-            gns[0, i] = 0.0
-            gds[0, i] = 0.0
-        for k in range(unfolds - 1, -1, -1):
-            for i in range(n):
-                gn = gv[i] / dens[k, i]
-                gd = -gn * vs[k + 1, i]
-                gnum[k, i] = gn
-                gden[k, i] = gd
-                g_cm[t, b, i] += gn * vs[k, i] + gd
-                gns[0, i] += gn
-                gds[0, i] += gd
-                gv_new[i] = gn * cm_t[t, b, i]
-            _synapse_back_jit(vs[k], acts[k], gnum[k], gden[k], sig, wn, wd, rows, gv_new)
-            for i in range(n):
-                gv[i] = gv_new[i]
-        # the synapses' parameter gradients of all unfolds of this step, one pass over them
-        _synapse_accum_jit(vs, acts, gnum, gden, wn, wd, rows, g_wn[grp], g_wd[grp], g_z[grp], g_zx[grp])
-        for i in range(n):
-            g_g[grp, i] += gds[0, i]
-            g_gvl[grp, i] += gns[0, i]
-        _synapse_back_jit(ub[0], sact[0], gns[0], gds[0], ssig, swn, swd, srows, g_u[t, b])
-        _synapse_accum_jit(ub, sact, gns, gds, swn, swd, srows, g_swn[grp], g_swd[grp], g_sz[grp],
-                           g_szx[grp])  # fmt: skip
-        k_t = keep[t, b]
-        for i in range(n):
-            gv[i] *= k_t
-    g_h0[b, :] = gv
-
-
 def _fast_backward_impl(gV, u, cm_t, keep, g, gvl, rows, sig, smu, wd, wn,
                         srows, ssig, ssmu, swd, swn, eps, unfolds, v_start,
                         g_u, g_h0, g_cm, g_g, g_gvl, g_wd, g_wn, g_z, g_zx,
@@ -631,8 +576,7 @@ def _fast_backward_impl(gV, u, cm_t, keep, g, gvl, rows, sig, smu, wd, wn,
     ne, nes = sig.shape[0], ssig.shape[0]
     groups = g_wd.shape[0]
     w = _r16(n) + _PAD  # row runs reach n + 15 (zero tails); rows stay 64-byte aligned
-    dense = _is_dense(rows, ne) and rows[0, 2] + _PAD == w
-    sdense = _is_dense(srows, nes) and srows[0, 2] + _PAD == w
+    dense, sdense = _is_dense(rows, ne, w), _is_dense(srows, nes, w)
     for grp in numba.prange(groups):
         vs = np.empty((unfolds + 1, n), dtype=u.dtype)
         dens = _azeros(unfolds * w, u).reshape(unfolds, w)
@@ -640,14 +584,57 @@ def _fast_backward_impl(gV, u, cm_t, keep, g, gvl, rows, sig, smu, wd, wn,
         sact = _azeros(nes, u).reshape(1, nes)  # the sensory pass: one "unfold" for _synapse_accum
         ub = np.empty((1, n_in), dtype=u.dtype)
         num, ns, ds = _azeros(w, u), _azeros(w, u), _azeros(w, u)
-        gv, gv_new = np.zeros(n, dtype=u.dtype), np.empty(n, dtype=u.dtype)
+        gv, gv_new = np.empty(n, dtype=u.dtype), np.empty(n, dtype=u.dtype)
         gnum, gden = _azeros(unfolds * w, u).reshape(unfolds, w), _azeros(unfolds * w, u).reshape(unfolds, w)
         gns, gds = _azeros(w, u).reshape(1, w), _azeros(w, u).reshape(1, w)
-        for b in range(grp, batch, groups):
-            _backward_sample(b, grp, gV, u, cm_t, keep, g, gvl, rows, sig, smu, wd, wn, srows, ssig,
-                             ssmu, swd, swn, eps, unfolds, v_start, g_u, g_h0, g_cm, g_g, g_gvl, g_wd, g_wn,
-                             g_z, g_zx, g_swd, g_swn, g_sz, g_szx, dense, sdense, vs, dens, acts, sact, ub,
-                             num, ns, ds, gv, gv_new, gnum, gden, gns, gds)  # fmt: skip
+        for b in range(grp, batch, groups):  # the group's samples, one after another
+            for i in range(n):
+                gv[i] = 0.0  # each sample of the group starts from zero
+            for t in range(steps - 1, -1, -1):
+                for i in range(n):
+                    ns[i] = 0.0
+                    ds[i] = 0.0
+                ub[0, :] = u[t, b]
+                _synapses_jit(ub[0], ssig, ssmu, swn, swd, srows, ns, ds, sact[0], sdense)
+                vs[0, :] = v_start[t, b, :]
+                for k in range(unfolds):
+                    for i in range(n):
+                        c = cm_t[t, b, i]
+                        num[i] = c * vs[k, i] + gvl[i] + ns[i]
+                        dens[k, i] = c + g[i] + ds[i] + eps
+                    _synapses_jit(vs[k], sig, smu, wn, wd, rows, num, dens[k], acts[k], dense)
+                    for i in range(n):
+                        vs[k + 1, i] = num[i] / dens[k, i]
+                for i in range(n):
+                    gv[i] += gV[t, b, i]
+                    gns[0, i] = 0.0
+                    gds[0, i] = 0.0
+                for k in range(unfolds - 1, -1, -1):
+                    for i in range(n):
+                        gn = gv[i] / dens[k, i]
+                        gd = -gn * vs[k + 1, i]
+                        gnum[k, i] = gn
+                        gden[k, i] = gd
+                        g_cm[t, b, i] += gn * vs[k, i] + gd
+                        gns[0, i] += gn
+                        gds[0, i] += gd
+                        gv_new[i] = gn * cm_t[t, b, i]
+                    _synapse_back_jit(vs[k], acts[k], gnum[k], gden[k], sig, wn, wd, rows, gv_new)
+                    for i in range(n):
+                        gv[i] = gv_new[i]
+                # the synapses' parameter gradients of all unfolds of this step, one pass over them
+                _synapse_accum_jit(vs, acts, gnum, gden, wn, wd, rows, g_wn[grp], g_wd[grp], g_z[grp],
+                                   g_zx[grp])  # fmt: skip
+                for i in range(n):
+                    g_g[grp, i] += gds[0, i]
+                    g_gvl[grp, i] += gns[0, i]
+                _synapse_back_jit(ub[0], sact[0], gns[0], gds[0], ssig, swn, swd, srows, g_u[t, b])
+                _synapse_accum_jit(ub, sact, gns, gds, swn, swd, srows, g_swn[grp], g_swd[grp], g_sz[grp],
+                                   g_szx[grp])  # fmt: skip
+                k_t = keep[t, b]
+                for i in range(n):
+                    gv[i] *= k_t
+            g_h0[b, :] = gv
 
 
 _fast_forward_par = numba.njit(parallel=True, **_FAST)(_twin(_fast_forward_impl, "_parallel"))
@@ -813,11 +800,10 @@ def _segments(src: np.ndarray, dst: np.ndarray, shape: tuple[int, int]) -> tuple
 
 
 def _pad(a: np.ndarray, pidx: np.ndarray | None, size: int) -> np.ndarray:
-    """Per-synapse values into the padded row-segment layout (zeros where there is no synapse)."""
-    if pidx is None:
-        return a
-    out = np.zeros(size, dtype=a.dtype)
-    out[pidx] = a
+    """Per-synapse values into the padded row-segment layout (zeros where there is no synapse), in a
+    fresh 64-byte aligned array (the kernels' vector loads)."""
+    out = aligned_zeros(size, a.dtype)
+    out[slice(None) if pidx is None else pidx] = a
     return out
 
 
@@ -827,12 +813,7 @@ def act_edges(sig: Tensor, mu: Tensor, wd: Tensor, wn: Tensor, pidx: np.ndarray 
     sigma mu log2(e) (their sigmoid is base 2), w*mask (wd) and w*mask*erev (wn)."""
     s = _np(sig)
     scale = s.dtype.type(_LOG2E)
-    out = []
-    for a in (s * scale, s * _np(mu) * scale, _np(wd), _np(wn)):
-        padded = aligned_zeros(size, a.dtype)
-        padded[slice(None) if pidx is None else pidx] = a
-        out.append(padded)
-    return out
+    return [_pad(a, pidx, size) for a in (s * scale, s * _np(mu) * scale, _np(wd), _np(wn))]
 
 
 def _unpad(a: np.ndarray, pidx: np.ndarray | None) -> np.ndarray:
@@ -1029,8 +1010,7 @@ class FrozenStep:
                 o += _r16(a.size)
         s, m, n = cell.sensory_size, cell.motor_size, cell.state_size
         width = _r16(n) + _PAD
-        dense = [int(_is_dense(r, size) and r[0, 2] + _PAD == width)
-                 for r, size in ((self.rows, n_e), (self.srows, n_es))]  # fmt: skip
+        dense = [int(_is_dense(r, size, width)) for r, size in ((self.rows, n_e), (self.srows, n_es))]
         self.meta = np.array([s, n, m, n_e, n_es, cell._ode_unfolds, *dense], dtype=np.int64)
         self.eps = self.P.dtype.type(cell._epsilon)
         self.motors, self.units, self.inputs = m, n, s

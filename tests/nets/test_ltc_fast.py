@@ -93,7 +93,7 @@ def test_row_segment_loops_match_per_synapse_math(dtype, density, n_dst):
     sig_p, _, wn_p, wd_p = padded
     width = n_dst + 16  # the kernels' destination scratch: runs reach n_dst + 15, tails stay zero
     tol = 1e-5 if dtype == np.float32 else 1e-12
-    dense = bool(ltc_numba._is_dense(rows, size)) and rows[0, 2] + 16 == width  # by column vectors
+    dense = bool(ltc_numba._is_dense(rows, size, width))  # summed by column vectors
     assert dense == (pidx is None)
     passes = 2
     pres, acts = np.zeros((passes + 1, n_src), dtype), np.empty((passes, size), dtype)
