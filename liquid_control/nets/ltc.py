@@ -150,21 +150,23 @@ class LTCCell(nn.Module):
         self._edge_cache: dict[str, tuple] = {}
         self._exporting = False  # nets.export traces _ode_export
 
+    def _drop_caches(self) -> None:
+        """Forget every copy derived from the parameters and buffers (they were swapped or converted)."""
+        if self.__dict__.get("_edge_cache"):  # absent while nn.Module.__init__ runs
+            self._edge_cache.clear()
+
     def __setattr__(self, name: str, value) -> None:
         super().__setattr__(name, value)
-        cache = self.__dict__.get("_edge_cache")
-        if cache and (name in self._parameters or name in self._buffers):
-            cache.clear()  # a swapped parameter or buffer: every copy derived from the old one is stale
+        if name in self._parameters or name in self._buffers:
+            self._drop_caches()
 
     def register_parameter(self, name: str, param: nn.Parameter | None) -> None:
         super().register_parameter(name, param)
-        if self.__dict__.get("_edge_cache"):
-            self._edge_cache.clear()
+        self._drop_caches()
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         super().register_buffer(name, tensor, persistent)
-        if self.__dict__.get("_edge_cache"):
-            self._edge_cache.clear()
+        self._drop_caches()
 
     # ----- sizes -----------------------------------------------------------------------------
     @property
@@ -303,7 +305,7 @@ class LTCCell(nn.Module):
         )
 
     def _apply(self, fn, recurse=True):
-        self._edge_cache.clear()  # dtype/device conversions keep the tensors' identity and version
+        self._drop_caches()  # dtype/device conversions keep the tensors' identity and version
         return super()._apply(fn, recurse)
 
     def compile_step(self):
