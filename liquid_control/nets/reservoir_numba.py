@@ -144,13 +144,12 @@ def _neuron16(typingctx, cur, v, ref, trace, old, new, pre, w, row, decay, trace
     bits ``old``, in k order (a select of ``w`` or +0.0 per lane: the sums of ``w * s``), then the LIF
     update of ``cur/v/ref/trace[16 row : 16 row + 16]`` in place; the new spike bits go to ``new[row]``."""
     def codegen(context, builder, sig, args):
-        i64 = ir.IntType(64)
         ptrs = simd.pointers(context, builder, sig, args, range(8))
         cur_d, v_d, ref_d, tr_d, old_d, new_d, pre_d, w_d = ptrs
         fan = simd.dim(context, builder, sig, args, 6, 1)
         row = args[8]
         consts = [simd.splat(builder, x) for x in args[9:]]
-        zero = ir.Constant(simd.V16, [0.0] * 16)
+        zero = simd.const(0.0)
 
         def term(j):  # w[j] in the lanes whose presynaptic neuron spiked, +0.0 in the others
             bits = builder.load(builder.gep(old_d, [builder.load(builder.gep(pre_d, [j]))]))
@@ -158,12 +157,11 @@ def _neuron16(typingctx, cur, v, ref, trace, old, new, pre, w, row, decay, trace
             return builder.select(lanes, simd.splat(builder, builder.load(builder.gep(w_d, [j]))), zero)
 
         syn = _fanin_sum16(builder, row, fan, term)
-        off = builder.mul(row, ir.Constant(i64, 16))
-        ptrs = [simd.vec_ptr(builder, d, off) for d in (cur_d, v_d, ref_d, tr_d)]
-        c, vv, r, tr = (builder.load(p, align=4) for p in ptrs)
+        off = builder.mul(row, ir.Constant(simd.I64, simd.LANES))
+        c, vv, r, tr = (simd.load(builder, d, off) for d in (cur_d, v_d, ref_d, tr_d))
         nv, nr, nt, spk = _lif_update16(builder, c, vv, r, tr, syn, *consts)
-        for p, val in zip(ptrs[1:], (nv, nr, nt), strict=True):
-            builder.store(val, p, align=4)
+        for d, val in zip((v_d, ref_d, tr_d), (nv, nr, nt), strict=True):
+            simd.store(builder, val, d, off)
         builder.store(builder.zext(builder.bitcast(spk, ir.IntType(16)), ir.IntType(32)),
                       builder.gep(new_d, [row]))
         return context.get_dummy_value()
@@ -308,20 +306,18 @@ def _esn_pull16(typingctx, h, pre, w, row, cur, z):
     """``z[16 row : 16 row + 16] = cur[...] + sum_k w[row, k] * h[16 pre[row, k] : ... + 16]`` (16 lanes,
     the sum held in a register, multiply then add in k order: the per-sample kernel's operations)."""
     def codegen(context, builder, sig, args):
-        i64 = ir.IntType(64)
         h_d, pre_d, w_d, cur_d, z_d = simd.pointers(context, builder, sig, args, (0, 1, 2, 4, 5))
         fan = simd.dim(context, builder, sig, args, 1, 1)
-        row, sixteen = args[3], ir.Constant(i64, 16)
+        row, sixteen = args[3], ir.Constant(simd.I64, simd.LANES)
 
         def term(j):  # w[j] * h[16 pre[j] : 16 pre[j] + 16]
             src = builder.mul(builder.load(builder.gep(pre_d, [j])), sixteen)
-            hv = builder.load(simd.vec_ptr(builder, h_d, src), align=4)
+            hv = simd.load(builder, h_d, src)
             return builder.fmul(simd.splat(builder, builder.load(builder.gep(w_d, [j]))), hv)
 
         acc = _fanin_sum16(builder, row, fan, term)
         off = builder.mul(row, sixteen)
-        cv = builder.load(simd.vec_ptr(builder, cur_d, off), align=4)
-        builder.store(builder.fadd(cv, acc), simd.vec_ptr(builder, z_d, off), align=4)
+        simd.store(builder, builder.fadd(simd.load(builder, cur_d, off), acc), z_d, off)
         return context.get_dummy_value()
 
     return types.void(h, pre, w, types.int64, cur, z), codegen

@@ -73,8 +73,8 @@ def loop(
 ) -> ir.Value | None:
     """IR of ``for k in range(count): acc = body(k, acc)`` (i64 ``count``; no iteration when it is <= 0).
 
-    With ``acc`` (a vector initial value) the running value stays in a register and is returned; without
-    it ``body`` returns None. The builder is left after the loop."""
+    With ``acc`` (an initial vector, or several in a :func:`pack` struct) the running value stays in
+    registers and is returned; without it ``body`` returns None. The builder is left after the loop."""
     entry = builder.block
     head, done = builder.append_basic_block("loop"), builder.append_basic_block("loop_done")
     builder.cbranch(builder.icmp_signed(">", count, ir.Constant(I64, 0)), head, done)
@@ -186,9 +186,8 @@ def exp2(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
         scalef = _intrinsic_fn(builder, "llvm.x86.avx512.mask.scalef.ps.512", V16,
                                [V16, V16, V16, ir.IntType(16), I32])  # fmt: skip
         return builder.call(scalef, [p, k, const(0.0), ir.Constant(ir.IntType(16), -1), ir.Constant(I32, 4)])
-    ivec = ir.VectorType(I32, LANES)
-    bits = builder.shl(builder.add(builder.fptosi(k, ivec), ir.Constant(ivec, [127] * LANES)),
-                       ir.Constant(ivec, [23] * LANES))  # fmt: skip
+    bits = builder.shl(builder.add(builder.fptosi(k, _IDX16), ir.Constant(_IDX16, [127] * LANES)),
+                       ir.Constant(_IDX16, [23] * LANES))  # fmt: skip
     return builder.fmul(p, builder.bitcast(bits, V16))
 
 
