@@ -3,7 +3,7 @@
 Works for any module with the core signature ``forward(x (B,T,F), state (B,S)) -> (y (B,T,*), state)``
 (every core of :mod:`liquid_control.nets.core`, and policies that follow it). The exported graph is one
 step: ``(x (1,F), state (1,S)) -> (y (1,*), state (1,S))``; LTC cells are traced through their export form
-(plain torch ops, the ``ode_unfolds`` loop unrolled, numerator and denominator weights stacked), which
+(plain torch ops, the ``ode_unfolds`` loop unrolled, the weight-only terms folded into constants), which
 computes the same function.
 """
 
