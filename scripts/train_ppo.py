@@ -46,6 +46,7 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 from liquid_control.evaluate.runner import evaluate  # noqa: E402
+from liquid_control.evaluate.suites import resolve_condition  # noqa: E402
 from liquid_control.learn.checkpoint import atomic_write_json  # noqa: E402
 from liquid_control.learn.ppo import PPOConfig, train_ppo  # noqa: E402
 
@@ -123,7 +124,10 @@ def main() -> int:
         if not args.run or not args.name:
             p.error("ship needs --run RUN and --name NAME")
         suites = [s for s in args.seed_suites.split(",") if s]
-        dest = ship_run([Path(r) for r in args.run], args.name, args.eval_episodes, args.workers, suites)
+        try:
+            dest = ship_run([Path(r) for r in args.run], args.name, args.eval_episodes, args.workers, suites)
+        except ValueError as exc:  # bad runs, name or suites: one line, exit code 2
+            p.error(str(exc))
         print(json.dumps({"shipped": str(dest), **json.loads((dest / "card.json").read_text())["evaluation"]},
                          indent=2))
         return 0
@@ -234,6 +238,10 @@ def ship_run(runs: Path | list[Path], name: str, episodes: int, workers: int | N
     seeds = [s["seed"] for s in summaries]
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"one run per training seed, got seeds {seeds}")
+    if seed_suites and len(summaries) < 2:
+        raise ValueError("--seed-suites needs several runs (training seeds)")
+    for suite in seed_suites:  # unknown suites fail here, before any evaluation
+        resolve_condition(env, suite=suite)
     records = []
     for s in summaries:
         sel = s["selection"]
@@ -254,8 +262,6 @@ def ship_run(runs: Path | list[Path], name: str, episodes: int, workers: int | N
         init_path = Path(run_card["init"]) / "card.json"
         init_card = json.loads(init_path.read_text()) if init_path.exists() else {}
     zoo_args = _argparse.Namespace(env=env, eval_episodes=episodes, workers=workers)
-    if seed_suites and len(records) < 2:
-        raise ValueError("--seed-suites needs several runs (training seeds)")
     if len(records) > 1:
         for suite in ("test", *seed_suites):
             test_every_seed(records, zoo_args, ROOT / "results" / name / "seeds", suite)

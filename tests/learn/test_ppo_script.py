@@ -99,6 +99,10 @@ def test_ship_of_several_seeds_selects_on_the_same_val_episodes(script, tmp_path
     assert set(shipped["records"][0]["suites"]) == {"ood-family", "ood-latency"}
     with pytest.raises(ValueError, match="several runs"):
         script.ship_run(runs[:1], "rovernav-ltc-ppo", 5, 1, ["ood-family"])
+    n_calls = len(calls)
+    with pytest.raises(ValueError, match="unknown suite"):  # before any evaluation
+        script.ship_run(runs, "rovernav-ltc-ppo", 5, 1, ["ood-nonsense"])
+    assert len(calls) == n_calls
     with pytest.raises(ValueError, match="one run per training seed"):
         script.ship_run([runs[0], runs[0]], "rovernav-ltc-ppo", 5, 1)
     other = _run(tmp_path / "d", 3, env="LiquidControl/DroneNav-v0")
