@@ -39,6 +39,10 @@ from liquid_control.nets import simd
 
 # error_model="numpy": no Python ZeroDivisionError check on each float division, which also kept LLVM
 # from vectorising every loop with a division in it; results are unchanged (IEEE division either way)
+# numba's on-disk cache is keyed on this file, not on simd.py, whose IR the kernels compile in: the
+# digest of simd.py (first 12 hex digits of its SHA-256) is written here so that changing simd.py means
+# changing this file too, which invalidates the cached kernels (a test checks that they agree).
+SIMD_SHA256 = "9ef83920bd0c"
 _OPTS = {"cache": True, "fastmath": False, "nogil": True, "error_model": "numpy"}
 
 

@@ -259,3 +259,16 @@ def test_vector_kernels_without_avx512_give_the_same_values(monkeypatch):
         np.testing.assert_allclose(got[0], exact, rtol=1e-6, atol=1e-30)
         num_exact = (exact * wn).reshape(n_src, n_dst).sum(0)
         np.testing.assert_allclose(got[1][:n_dst], num_exact, rtol=1e-5, atol=1e-6)
+
+
+def test_kernel_modules_name_the_simd_source_they_compile():
+    """The compiled kernels' modules carry the digest of simd.py, so an edit there changes them too (numba's
+    cache only notices edits of the file that defines a kernel): update SIMD_SHA256 after editing simd.py."""
+    import hashlib
+    from pathlib import Path
+
+    from liquid_control.nets import reservoir_numba, simd
+
+    digest = hashlib.sha256(Path(simd.__file__).read_bytes()).hexdigest()[:12]
+    assert ltc_numba.SIMD_SHA256 == digest
+    assert reservoir_numba.SIMD_SHA256 == digest
