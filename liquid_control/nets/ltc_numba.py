@@ -682,7 +682,8 @@ class LTCSequence(torch.autograd.Function):
     One autograd node for the whole sequence: input mapping (u = x in_w + in_b), cm_t = f(cm) / (ts /
     unfolds) per step, the fast kernels in the input's precision, and the output mapping (v[:M] out_w +
     out_b), with every backward in numpy/numba (no per-op torch dispatch: on a busy machine each small
-    multi-threaded torch op cost milliseconds). Keeps (T,B,N) start and end potentials for backward."""
+    multi-threaded torch op cost milliseconds). Keeps the mapped inputs, cm_t, the (T,B,N) start and end
+    potentials and the kernel layout of the weights for backward; nothing per ODE unfold."""
 
     @staticmethod
     def forward(ctx, x, h0, in_w, in_b, cm, ts, keep, g, gvl, sig, mu, wd, wn, ssig, smu, swd, swn,
@@ -701,18 +702,19 @@ class LTCSequence(torch.autograd.Function):
                eps_t, unfolds, v_out, v_start)  # fmt: skip
         y = v_out[:, :, :motors] * _np(out_w) + _np(out_b)
         ctx.plans, ctx.unfolds, ctx.eps, ctx.motors = plans, unfolds, eps_t, motors
-        ctx.save_for_backward(x, ts, keep, in_w, in_b, cm, g, gvl, sig, mu, wd, wn, ssig, smu, swd, swn,
-                              out_w, torch.from_numpy(v_start), torch.from_numpy(v_out))  # fmt: skip
+        ctx.edges = (edges, sedges)  # the kernel layout of the weights, for backward (O(synapses))
+        t = torch.from_numpy
+        ctx.save_for_backward(x, ts, keep, in_w, g, gvl, sig, mu, ssig, smu, out_w, t(u), t(cm_t),
+                              t(v_start), t(v_out))  # fmt: skip
         return torch.from_numpy(y), torch.from_numpy(v_out[-1].copy())
 
     @staticmethod
     def backward(ctx, g_y, g_last):
         (rows, pidx, size), (srows, spidx, ssize) = ctx.plans
-        saved = ctx.saved_tensors
-        x, ts, keep, in_w, in_b, cm, g, gvl, sig, mu, wd, wn, ssig, smu, swd, swn, out_w = saved[:17]
-        v_start, v_out = saved[17].numpy(), saved[18].numpy()
+        x, ts, keep, in_w, g, gvl, sig, mu, ssig, smu, out_w, *arrays = ctx.saved_tensors
+        u, cm_t, v_start, v_out = (a.numpy() for a in arrays)
         m, unfolds = ctx.motors, ctx.unfolds
-        xn, tsn, cmn, in_wn = _np(x), _np(ts), _np(cm), _np(in_w)
+        xn, tsn, in_wn = _np(x), _np(ts), _np(in_w)
         steps, batch, _ = xn.shape
         n = v_out.shape[2]
         dt = xn.dtype
@@ -720,8 +722,6 @@ class LTCSequence(torch.autograd.Function):
         gV = np.zeros((steps, batch, n), dtype=dt)
         gV[:, :, :m] = gyn * _np(out_w)
         gV[-1] += _np(g_last)
-        u = xn * in_wn + _np(in_b)
-        cm_t = cmn / (tsn[:, :, None] / unfolds)
         g_u = np.zeros_like(u)
         g_h0 = np.empty((batch, n), dtype=dt)
         g_cmt = np.zeros((steps, batch, n), dtype=dt)
@@ -731,7 +731,7 @@ class LTCSequence(torch.autograd.Function):
         g_edges = [aligned_zeros((groups, size), dt) for _ in range(4)]  # wd, wn, sum dz, sum dz*pre
         g_sedges = [aligned_zeros((groups, ssize), dt) for _ in range(4)]
         sig_n, ssig_n = _np(sig), _np(ssig)
-        edges, sedges = act_edges(sig, mu, wd, wn, pidx, size), act_edges(ssig, smu, swd, swn, spidx, ssize)
+        edges, sedges = ctx.edges
         kernel(
             gV, u, cm_t, _np(keep), _np(g), _np(gvl), rows, *edges, srows, *sedges,
             ctx.eps, unfolds, v_start, g_u, g_h0, g_cmt, g_g, g_gvl, *g_edges, *g_sedges,
