@@ -8,7 +8,11 @@ env's 240 Hz cascade but keeps the expert usable on every action type.
 :class:`NavExpert` plans on the known layout (grid shortest path + line-of-sight smoothing, from
 ``experts.planning``), tracks the path at the flight altitude by pure pursuit, faces its direction of
 travel, and replans from wherever the drone is when it drifts off the path, so it can label any state
-a learner visits (DAgger).
+a learner visits (DAgger). With ``sensing_range`` r > 0 it plans only on what a sensor of range r has
+seen along the flight so far (every cell within r of a visited position, occlusion ignored; unknown
+cells count as free) and replans when that reveals new obstacle cells: a teacher whose choices the
+learner's own range sensors can explain (e.g. following a wall to a gap it cannot yet see), where the
+full-layout planner heads straight for a gap beyond sensor range.
 """
 
 from __future__ import annotations
@@ -80,8 +84,14 @@ class NavExpert(_VelocityExpert):
 
     def __init__(self, speed: float = 1.5, lookahead: float = 0.8, inflate: float = 0.35,
                  replan_distance: float = 0.35, yaw_gain: float = 2.0, clearance_weight: float = 0.0,
-                 clearance_range: float = 0.5) -> None:
+                 clearance_range: float = 0.5, sensing_range: float = 0.0) -> None:
         super().__init__()
+        if not sensing_range >= 0.0:
+            raise ValueError(f"sensing_range must be >= 0 (0: the layout is known), got {sensing_range}")
+        self.sensing_range = float(sensing_range)
+        self._known: np.ndarray | None = None  # cells seen so far (sensing_range > 0)
+        self._true_occ: np.ndarray | None = None
+        self._seen_at = np.full(2, np.inf)
         # clearance-aware planning (experts.planning.Planner; 0 = plain shortest paths, the default)
         self.clearance = {"clearance_weight": float(clearance_weight),
                           "clearance_range": float(clearance_range)}
@@ -97,12 +107,42 @@ class NavExpert(_VelocityExpert):
     def reset(self, env: Any, obs: np.ndarray) -> None:
         super().reset(env, obs)
         layout = self.env.layout
-        key = (layout.layout_id, layout.fingerprint())
-        if key != self._layout_key:  # planner (grid + distance field) is per layout
-            self.planner = self._make_planner(layout, self.env.state["position"][:2])
-            self._layout_key = key
-        self.path = self.planner.path_from(self.env.state["position"][:2])
+        xy = self.env.state["position"][:2]
         self.replans = 0
+        if self.sensing_range > 0.0:  # a fresh map every episode
+            self.planner = self._make_planner(layout, xy)  # the full grid, for the true occupancy
+            self._true_occ = self.planner.grid.occ
+            self._known = np.zeros_like(self._true_occ)
+            self._seen_at = np.full(2, np.inf)
+            self._layout_key = None
+            self._sense(xy, force=True)
+        else:
+            key = (layout.layout_id, layout.fingerprint())
+            if key != self._layout_key:  # planner (grid + distance field) is per layout
+                self.planner = self._make_planner(layout, xy)
+                self._layout_key = key
+        self.path = self.planner.path_from(xy)
+
+    def _sense(self, xy: np.ndarray, force: bool = False) -> bool:
+        """Mark the cells within ``sensing_range`` of xy as known; rebuild the planner on the known map
+        (True) if that revealed an obstacle cell, or if ``force``. Looks again only after 0.25 m of travel."""
+        if not force and np.hypot(*(xy - self._seen_at)) < 0.25:
+            return False
+        self._seen_at = np.array(xy, dtype=float)
+        grid = self.planner.grid
+        r = self.sensing_range
+        (iy0, ix0), (iy1, ix1) = grid.to_cell(xy - r), grid.to_cell(xy + r)
+        ys = grid.origin[1] + (np.arange(iy0, iy1 + 1) + 0.5) * grid.res - xy[1]
+        xs = grid.origin[0] + (np.arange(ix0, ix1 + 1) + 0.5) * grid.res - xy[0]
+        disk = ys[:, None] ** 2 + xs[None, :] ** 2 <= r * r
+        window = np.s_[iy0 : iy1 + 1, ix0 : ix1 + 1]
+        new = disk & ~self._known[window]
+        self._known[window] |= disk
+        if not force and not (new & self._true_occ[window]).any():
+            return False
+        self.planner = Planner(self.env.layout, inflate=self.planner.inflate, known=self._known,
+                               **self.clearance)  # fmt: skip
+        return True
 
     def _make_planner(self, layout: Any, start: np.ndarray) -> Planner:
         """Planner at the preferred clearance; narrower ones only if the start cannot reach the goal."""
@@ -145,6 +185,9 @@ class NavExpert(_VelocityExpert):
         st = env.state
         pos = st["position"]
         xy = pos[:2]
+        if self.sensing_range > 0.0 and self._sense(xy):
+            self.path = self.planner.path_from(xy)
+            self.replans += 1
         if len(self.path) < 2:
             self.path = self.planner.path_from(xy)
         k, t, off = self._closest(xy)

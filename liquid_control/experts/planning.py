@@ -29,7 +29,7 @@ class Planner:
 
     def __init__(self, layout: Layout, goal: Sequence[float] | None = None, inflate: float = 0.3,
                  resolution: float = GRID_RESOLUTION, clearance_weight: float = 0.0,
-                 clearance_range: float = 0.5) -> None:
+                 clearance_range: float = 0.5, known: np.ndarray | None = None) -> None:
         if not clearance_weight >= 0.0:
             raise ValueError(f"clearance_weight must be >= 0, got {clearance_weight}")
         if not clearance_range > 0.0:
@@ -40,6 +40,13 @@ class Planner:
         self.clearance_weight = float(clearance_weight)
         self.clearance_range = float(clearance_range)
         self.grid: Grid = occupancy_grid(layout, resolution, inflate=self.inflate)
+        if known is not None:  # plan on what is known: unknown cells count as free (the arena edge is known)
+            if known.shape != self.grid.occ.shape:
+                raise ValueError(f"known mask has shape {known.shape}, the grid {self.grid.occ.shape}")
+            band = max(int(np.ceil(self.inflate / resolution)), 1)
+            edge = np.zeros_like(known)
+            edge[:band, :] = edge[-band:, :] = edge[:, :band] = edge[:, -band:] = True
+            self.grid = Grid(self.grid.occ & (known | edge), self.grid.origin, self.grid.res)
         goal_cell = self.grid.to_cell(self.goal)
         if self.grid.occ[goal_cell]:  # goal inside the inflated band: plan to the nearest free cell
             goal_cell = self._nearest_free(goal_cell)
