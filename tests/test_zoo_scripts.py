@@ -116,3 +116,33 @@ def test_ship_keeps_suite_results_only_for_the_same_checkpoint(tmp_path: Path, l
     dest = zoo.ship(best, args, "rovernav", {}, [{**best, "suites": {"ood-slip": {"success_rate": 0.4}}}])
     seeds = json.loads((dest / "card.json").read_text())["selection"]["seeds"]
     assert seeds[0]["suites"] == {"ood-slip": {"success_rate": 0.4}}  # per-seed OOD results: on the card
+
+
+def test_failure_breakdown_bins_episodes_by_family_and_detour(load_script, tmp_path: Path):
+    """Episodes are grouped by family and by the detour of their rebuilt layout (shortest path over the
+    straight start-goal distance); unreadable input is a usage error."""
+    fb = load_script("failure_breakdown")
+    knobs = {"density": 0.3, "obstacle_scale": 1.0, "goal_distance": [8.0, 20.0], "arena": 30.0}
+    # walls layouts of the DroneNav test split: 2290861's gap is far off the straight line, 2405855's is not
+    eps = [{"family": "walls", "layout_seed": 2290861, "success": False, "collision": True, "timeout": False},
+           {"family": "walls", "layout_seed": 2405855, "success": True, "collision": False, "timeout": False},
+           {"family": "walls", "layout_seed": 2405855, "success": False, "collision": False, "timeout": True},
+           {"family": "walls", "layout_seed": 7, "error": "boom"}]  # fmt: skip
+    results = {"env": "LiquidControl/DroneNav-v0", "policy": "p", "resolved_options": {"layout": knobs},
+               "per_episode": eps}
+    from liquid_control.sim.layouts import generate
+
+    assert fb.detour(generate("walls", 2290861, kind="drone", **knobs)) > 1.5
+    assert fb.detour(generate("walls", 2405855, kind="drone", **knobs)) < 1.1
+    rows = fb.breakdown(results, 1.1)
+    assert [(r["family"], r["detour"], r["episodes"]) for r in rows] == [("walls", "< 1.1", 2),
+                                                                         ("walls", ">= 1.1", 1)]
+    assert rows[0]["success_rate"] == 0.5 and rows[0]["timeout_rate"] == 0.5
+    assert rows[1]["collision_rate"] == 1.0
+    src = tmp_path / "r.json"
+    src.write_text(json.dumps(results))
+    assert fb.main([str(src), "--json", str(tmp_path / "out.json")]) == 0
+    assert json.loads((tmp_path / "out.json").read_text())[str(src)] == rows
+    with pytest.raises(SystemExit) as exc:
+        fb.main([str(tmp_path / "missing.json")])
+    assert exc.value.code == 2
