@@ -4,10 +4,11 @@
     python scripts/failure_breakdown.py results/dronenav-ltc/test.json results/dronenav-mlp/test.json
     python scripts/failure_breakdown.py results/rovernav-ltc/test.json --detour 1.1 --json out.json
 
-Each episode's layout is rebuilt from its family and layout seed with the knobs the evaluation used
-(``resolved_options.layout`` of the results file); its *detour* is the planner's shortest path over the
-straight start-goal distance. Episodes are binned by family and by detour below / at or above
-``--detour`` (1.1: a path within 10% of the straight line, e.g. a wall gap near that line).
+Each episode's layout is rebuilt by the env itself (``choose_layout`` of the episode's family and layout
+seed, the env made with the layout options the evaluation resolved), so it is the layout that was
+flown; its *detour* is the planner's shortest path over the straight start-goal distance. Episodes are
+binned by family and by detour below / at or above ``--detour`` (1.1: a path within 10% of the straight
+line, e.g. a wall gap near that line).
 """
 
 from __future__ import annotations
@@ -17,10 +18,8 @@ import json
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
-
-_KINDS = {"LiquidControl/DroneNav-v0": "drone", "LiquidControl/RoverNav-v0": "rover"}
-_KNOBS = ("density", "obstacle_scale", "goal_distance", "arena")
 
 
 def detour(layout) -> float:
@@ -31,20 +30,22 @@ def detour(layout) -> float:
 
 def breakdown(results: dict, threshold: float) -> list[dict]:
     """Rows (family, bin, episodes, success, collision, timeout rates) of one evaluate results dict."""
-    from liquid_control.sim.layouts import generate
+    import liquid_control  # noqa: F401  (registers the env ids)
 
-    kind = _KINDS.get(results["env"])
-    if kind is None:
-        raise ValueError(f"no layouts for env {results['env']!r}; known: {sorted(_KINDS)}")
-    knobs = results.get("resolved_options", {}).get("layout", {})
-    kwargs = {k: knobs[k] for k in _KNOBS if k in knobs}
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for ep in results["per_episode"]:
-        if ep.get("error"):
-            continue
-        d = detour(generate(ep["family"], int(ep["layout_seed"]), kind=kind, **kwargs))
-        key = (ep["family"], f"< {threshold:g}" if d < threshold else f">= {threshold:g}")
-        groups.setdefault(key, []).append(ep)
+    env = gym.make(results["env"], layout=results.get("resolved_options", {}).get("layout", {}))
+    try:
+        choose = getattr(env.unwrapped, "choose_layout", None)
+        if choose is None:
+            raise ValueError(f"env {results['env']!r} has no layouts")
+        groups: dict[tuple[str, str], list[dict]] = {}
+        for ep in results["per_episode"]:
+            if ep.get("error"):
+                continue
+            d = detour(choose(0, family=ep["family"], layout_seed=int(ep["layout_seed"])))
+            key = (ep["family"], f"< {threshold:g}" if d < threshold else f">= {threshold:g}")
+            groups.setdefault(key, []).append(ep)
+    finally:
+        env.close()
     rows = []
     for (family, bin_), eps in sorted(groups.items()):
         rows.append({"family": family, "detour": bin_, "episodes": len(eps),
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             results = json.loads(Path(path).read_text())
             rows = breakdown(results, args.detour)
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, gym.error.Error) as exc:
             ap.error(f"{path}: {exc}")
         out[path] = rows
         print(f"\n**{path}** ({results['policy']}, {results['env']})\n")

@@ -134,6 +134,18 @@ def test_failure_breakdown_bins_episodes_by_family_and_detour(load_script, tmp_p
 
     assert fb.detour(generate("walls", 2290861, kind="drone", **knobs)) > 1.5
     assert fb.detour(generate("walls", 2405855, kind="drone", **knobs)) < 1.1
+    # the layouts are the env's own: RoverNav generates at its body's clearance, not the kind default
+    rover = {"env": "LiquidControl/RoverNav-v0", "policy": "p", "resolved_options": {"layout": {}},
+             "per_episode": [{"family": "rooms", "layout_seed": 2000001, "success": True, "collision": False,
+                              "timeout": False}]}
+    import gymnasium as gym
+
+    env = gym.make("LiquidControl/RoverNav-v0")
+    flown = env.unwrapped.choose_layout(0, family="rooms", layout_seed=2000001)
+    env.close()
+    assert flown.start != generate("rooms", 2000001, kind="rover").start
+    assert fb.breakdown(rover, fb.detour(flown) + 1e-9)[0]["detour"].startswith("<")
+    assert fb.breakdown(rover, fb.detour(flown))[0]["detour"].startswith(">=")
     rows = fb.breakdown(results, 1.1)
     assert [(r["family"], r["detour"], r["episodes"]) for r in rows] == [("walls", "< 1.1", 2),
                                                                          ("walls", ">= 1.1", 1)]
