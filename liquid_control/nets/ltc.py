@@ -61,6 +61,11 @@ def _uniform(shape: tuple[int, ...], name: str) -> Tensor:
 _NUMBA_DTYPES = (torch.float32, torch.float64)
 
 
+def _numba_takes(x: Tensor) -> bool:
+    """Whether the compiled kernels can take ``x`` (a CPU tensor of a dtype they are built for)."""
+    return x.is_cpu and x.dtype in _NUMBA_DTYPES
+
+
 def _time_rows(elapsed_time: float | Tensor, batch: int) -> float | Tensor:
     """Elapsed time of one step as a scalar or a (1, B) row for :meth:`LTCCell.sequence`."""
     if not torch.is_tensor(elapsed_time) or elapsed_time.numel() == 1 and batch != 1:
@@ -261,10 +266,7 @@ class LTCCell(nn.Module):
         """The path a call takes: 'numba' (compiled, CPU), 'fused' (torch) or 'reference'."""
         impl = self.implementation
         if impl in ("auto", "numba"):
-            ok = ltc_numba is not None and (
-                x is None or (x.device.type == "cpu" and x.dtype in _NUMBA_DTYPES)
-            )
-            if ok:
+            if ltc_numba is not None and (x is None or _numba_takes(x)):
                 return "numba"
             if impl == "numba" and not getattr(self, "_warned", False):
                 warnings.warn("numba LTC kernels unavailable here; using the torch fused path", stacklevel=3)
@@ -292,15 +294,15 @@ class LTCCell(nn.Module):
         return self.step(inputs, states, elapsed_time)
 
     def _batch1_inference(self, inputs: Tensor, elapsed_time: float | Tensor) -> bool:
-        """Whether this call takes the compiled batch-1 step (the checks of ``resolved_implementation``,
-        cheapest first: this runs on every control step)."""
+        """Whether this call takes the compiled batch-1 step: the conditions under which
+        ``resolved_implementation`` says 'numba' (without its fallback warning), cheapest first, since
+        this runs on every control step."""
         return (
             inputs.shape[0] == 1
             and not torch.is_grad_enabled()
             and self.implementation in ("auto", "numba")
             and ltc_numba is not None
-            and inputs.is_cpu
-            and inputs.dtype in _NUMBA_DTYPES
+            and _numba_takes(inputs)
             and (not torch.is_tensor(elapsed_time) or elapsed_time.numel() == 1)
         )
 
