@@ -41,10 +41,7 @@ from numba.extending import intrinsic
 from liquid_control.nets import simd
 from liquid_control.nets.ltc_numba import _OPTS, _exp64_compat, _twin, pick_kernel, use_parallel
 
-# numba's on-disk cache is keyed on this file, not on simd.py, whose IR the kernels compile in: the
-# digest of simd.py (first 12 hex digits of its SHA-256) is written here so that changing simd.py means
-# changing this file too, which invalidates the cached kernels (a test checks that they agree).
-SIMD_SHA256 = "9ef83920bd0c"
+SIMD_SHA256 = "9ef83920bd0c"  # simd.py's digest, so editing simd.py recompiles these kernels (see ltc_numba)
 LANES = simd.LANES  # samples side by side in the lane kernel (one <16 x float> vector per neuron)
 
 
