@@ -21,7 +21,14 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 
-from liquid_control.sim.layouts import GRID_RESOLUTION, Grid, Layout, distance_field, occupancy_grid
+from liquid_control.sim.layouts import (
+    GRID_RESOLUTION,
+    Grid,
+    Layout,
+    distance_field,
+    edge_band,
+    occupancy_grid,
+)
 
 
 class Planner:
@@ -43,9 +50,7 @@ class Planner:
         if known is not None:  # plan on what is known: unknown cells count as free (the arena edge is known)
             if known.shape != self.grid.occ.shape:
                 raise ValueError(f"known mask has shape {known.shape}, the grid {self.grid.occ.shape}")
-            band = max(int(np.ceil(self.inflate / resolution)), 1)
-            edge = np.zeros_like(known)
-            edge[:band, :] = edge[-band:, :] = edge[:, :band] = edge[:, -band:] = True
+            edge = edge_band(known.shape, self.inflate, resolution)
             self.grid = Grid(self.grid.occ & (known | edge), self.grid.origin, self.grid.res)
         goal_cell = self.grid.to_cell(self.goal)
         if self.grid.occ[goal_cell]:  # goal inside the inflated band: plan to the nearest free cell

@@ -166,10 +166,17 @@ def occupancy_grid(layout: Layout, resolution: float = GRID_RESOLUTION, inflate:
         dist = np.hypot(np.maximum(qx, 0.0), np.maximum(qy, 0.0))
         occ[iy0:iy1, ix0:ix1] |= (dist <= inflate) & (np.maximum(qx, qy) <= inflate)
     if border:
-        band = max(int(np.ceil(inflate / resolution)), 1)
-        occ[:band, :] = occ[-band:, :] = True
-        occ[:, :band] = occ[:, -band:] = True
+        occ |= edge_band(occ.shape, inflate, resolution)
     return Grid(occ, (xmin, ymin), resolution)
+
+
+def edge_band(shape: tuple[int, int], inflate: float, resolution: float) -> np.ndarray:
+    """The cells of the arena-edge band of an occupancy grid (at least one cell, ``inflate`` wide)."""
+    band = max(int(np.ceil(inflate / resolution)), 1)
+    edge = np.zeros(shape, dtype=bool)
+    edge[:band, :] = edge[-band:, :] = True
+    edge[:, :band] = edge[:, -band:] = True
+    return edge
 
 
 def distance_field(grid: Grid, target: Sequence[float], cost: np.ndarray | None = None
