@@ -72,14 +72,16 @@ def _reference_synapses(pre, sig, smu, wn, wd, src, dst, n_dst, gnum, gden):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize(("density", "n_dst"), [(1.0, 7), (1.0, 32), (0.3, 7), (0.3, 40)])
-def test_row_segment_loops_match_per_synapse_math(dtype, density, n_dst):
+@pytest.mark.parametrize(("density", "n_src", "n_dst"), [
+    (1.0, 9, 7), (1.0, 9, 32), (0.3, 9, 7), (0.3, 9, 40),
+    (1.0, 16, 64), (1.0, 37, 80), (0.3, 37, 40),  # 4-column blocks (+ 1), 16-row blocks (+ 5 rows)
+])
+def test_row_segment_loops_match_per_synapse_math(dtype, density, n_src, n_dst):
     """The padded row-segment loops (dense matrices and sparse wirings; float32 runs 16-lane vectors, a
     dense matrix by column vectors) give the per-synapse values: activations and num/den of a pass, the
-    source gradients of a pass (``_synapse_back``) and the parameter sums of two passes at once
-    (``_synapse_accum``)."""
+    source gradients of a pass (``_synapse_back``, 16 rows at a time) and the parameter sums of two
+    passes at once (``_synapse_accum``)."""
     rng = np.random.default_rng(0)
-    n_src = 9
     mask = rng.random((n_src, n_dst)) < density
     if density < 1.0:
         mask[0] = False  # a source without synapses
