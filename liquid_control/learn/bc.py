@@ -47,6 +47,9 @@ class BCConfig:
     features: int = 32
     core_kwargs: dict[str, Any] = field(default_factory=dict)
     timespan: float | None = None  # core's elapsed time per step (e.g. the env's control period)
+    # observation features the policy ignores: indices, or names of the env's ``obs_slices`` parts
+    # (e.g. "wheels", "velocity": proprioception that lets a cloned policy repeat its last action)
+    drop_obs: list[int | str] = field(default_factory=list)
     epochs: int = 40
     minutes: float | None = None  # wall-clock cap for the whole run (BC + DAgger)
     seed: int = 0
@@ -212,6 +215,27 @@ def _ray_slice(cfg: BCConfig, manifest: dict) -> list[int]:
     return [0, int(count)]
 
 
+def resolve_drop_obs(env_id: str, options: dict, drop: list[int | str]) -> list[int]:
+    """Sorted observation indices of ``drop``: integers, or names of parts of the env's
+    ``obs_slices`` (the env made with ``options``, e.g. a dataset manifest's)."""
+    out: set[int] = set()
+    names = [d for d in drop if not str(d).lstrip("-").isdigit()]
+    slices: dict[str, slice] = {}
+    if names:
+        from liquid_control.learn.rollout import cached_env
+
+        slices = getattr(cached_env(env_id, options).unwrapped, "obs_slices", None) or {}
+    for d in drop:
+        if str(d).lstrip("-").isdigit():
+            out.add(int(d))
+        elif d in slices:
+            out.update(range(slices[d].start, slices[d].stop))
+        else:
+            raise ValueError(f"drop_obs: {d!r} is neither an index nor a part of {env_id}'s observation "
+                             f"(parts: {sorted(slices)})")
+    return sorted(out)
+
+
 def _round_end(cfg: BCConfig, elapsed: float, rnd: int) -> float:
     """Elapsed seconds at which round ``rnd``'s training stops (``rnd`` 0 = BC on the demos).
 
@@ -254,6 +278,7 @@ def train_bc(cfg: BCConfig, on_epoch_end: Any = None) -> Path:
     pcfg = PolicyConfig(obs_dim=datasets[0].obs_dim, act_dim=datasets[0].act_dim, core=cfg.policy,
                         budget=cfg.budget, encoder=cfg.encoder, encoder_hidden=list(cfg.encoder_hidden),
                         features=cfg.features, core_kwargs=dict(cfg.core_kwargs), timespan=cfg.timespan,
+                        drop_obs=resolve_drop_obs(cfg.env_id, options, list(cfg.drop_obs)),
                         ray_slice=_ray_slice(cfg, manifest) if cfg.encoder == "conv" else None)
     policy = PolicyNet(pcfg)
     train_eps, val_eps = split_episodes(datasets, cfg.val_every, cfg.successful_only)
@@ -402,6 +427,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="conv encoder: ray block in the observation (default: the env's leading rays)")
     parser.add_argument("--timespan", type=float, default=None,
                         help="elapsed time per step fed to the core (default 1.0; e.g. 0.05 for 20 Hz)")
+    parser.add_argument("--drop-obs", default="", metavar="PART,...",
+                        help="observation parts (e.g. wheels, velocity) or indices the policy ignores")
     parser.add_argument("--demos", required=True, action="append", help="dataset directory (repeatable)")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--minutes", type=float, default=None, help="wall-clock cap (BC + DAgger)")
@@ -429,7 +456,8 @@ def config_from_args(args: argparse.Namespace) -> BCConfig:
     return BCConfig(env_id=args.env, demos=list(args.demos), out=args.out, policy=args.policy,
                     budget=args.budget, encoder=args.encoder, ray_slice=_parse_slice(args.ray_slice),
                     timespan=args.timespan, epochs=args.epochs, minutes=args.minutes,
-                    seed=args.seed, chunk_len=args.chunk_len, burn_in=args.burn_in,
+                    drop_obs=[d for d in args.drop_obs.split(",") if d], seed=args.seed,
+                    chunk_len=args.chunk_len, burn_in=args.burn_in,
                     batch_size=args.batch_size, lr=args.lr, patience=args.patience,
                     successful_only=not args.all_demos, dagger_rounds=args.dagger_rounds,
                     dagger_episodes=args.dagger_episodes, dagger_epochs=args.dagger_epochs,

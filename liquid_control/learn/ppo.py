@@ -190,7 +190,7 @@ class LiquidPolicy(RecurrentActorCriticPolicy):
 
     def _value_separate(self, x: Tensor, state: Tensor, resets: Tensor) -> tuple[Tensor, Tensor]:
         net, a = self.critic_net, self.actor
-        z = ((x - a.obs_mean) / a.obs_std).clamp(-OBS_CLIP, OBS_CLIP)
+        z = a.encoder_input(x, OBS_CLIP)
         y, new_state = net.core(net.encoder(z), state, resets)
         return net.head(y).reshape(-1, 1), new_state
 

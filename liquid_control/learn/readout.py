@@ -65,7 +65,7 @@ def episode_features(policy: PolicyNet, episodes: list[dict], batch: int = 64, p
         act = np.zeros((len(group), t_max, policy.config.act_dim), np.float32)
         for i, e in enumerate(group):
             obs[i, :lengths[i]], act[i, :lengths[i]] = e["observations"], e["actions"]
-        x = ((torch.from_numpy(obs) - policy.obs_mean) / policy.obs_std).clamp(-10.0, 10.0)
+        x = policy.encoder_input(torch.from_numpy(obs))
         phi, _ = policy.core.readout_inputs(policy.encoder(x))
         bar.update(sum(lengths))
         if min(lengths) == t_max:  # no padding: a view, not a copy of the (B T, D) features
@@ -201,7 +201,7 @@ class RLSController:
             raise RuntimeError("reset() first")
         p = self.policy
         x = torch.as_tensor(np.asarray(obs, np.float32)).reshape(1, 1, -1)
-        x = ((x - p.obs_mean) / p.obs_std).clamp(-10.0, 10.0)
+        x = p.encoder_input(x)
         phi, self._state = p.core.readout_inputs(p.encoder(x), self._state)
         phi_np = phi[0, 0].double().numpy()
         u = self.rls.predict(phi_np)

@@ -34,6 +34,9 @@ class PolicyConfig:
     conv_channels: list[int] = field(default_factory=lambda: [8, 8])
     core_kwargs: dict[str, Any] = field(default_factory=dict)
     timespan: float | None = None  # elapsed time per step given to the core (None: the core's 1.0)
+    # observation features the policy does not see (zeroed after normalisation), e.g. the proprioceptive
+    # ones (wheel speeds, body velocity) that let a cloned policy copy its own last action
+    drop_obs: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.obs_dim < 1 or self.act_dim < 1:
@@ -47,6 +50,10 @@ class PolicyConfig:
             if not 0 <= start < stop <= self.obs_dim or stop - start < 8:
                 raise ValueError(f"ray_slice {self.ray_slice} must lie inside [0, {self.obs_dim}] "
                                  "and hold >= 8 rays")
+        bad = [i for i in self.drop_obs if not 0 <= int(i) < self.obs_dim]
+        if bad or len(set(self.drop_obs)) == self.obs_dim:
+            raise ValueError(f"drop_obs {self.drop_obs} must be distinct indices in [0, {self.obs_dim}) "
+                             "that leave at least one feature")
         if self.timespan is not None and not self.timespan > 0:
             raise ValueError(f"timespan must be positive, got {self.timespan}")
         if self.budget is not None and self.budget < 1:
@@ -125,6 +132,9 @@ class PolicyNet(nn.Module):
         self.register_buffer("obs_std", torch.ones(config.obs_dim))
         self.register_buffer("act_center", torch.zeros(config.act_dim))
         self.register_buffer("act_scale", torch.ones(config.act_dim))
+        keep = torch.ones(config.obs_dim)
+        keep[list(config.drop_obs)] = 0.0
+        self.register_buffer("obs_keep", keep, persistent=False)  # from the config, not the state dict
         self.encoder = _ConvEncoder(config) if config.encoder == "conv" else _mlp_encoder(config)
         make_core = _core_factory()
         a = config.act_dim
@@ -182,12 +192,17 @@ class PolicyNet(nn.Module):
         """Env-unit actions → [-1, 1] (the space the tanh head predicts)."""
         return ((actions - self.act_center) / self.act_scale).clamp(-1.0, 1.0)
 
+    def encoder_input(self, obs: torch.Tensor, clip: float = 10.0) -> torch.Tensor:
+        """What the encoder sees of raw observations: normalised, clipped to +-clip, dropped features 0."""
+        x = ((obs - self.obs_mean) / self.obs_std).clamp(-clip, clip)
+        return x * self.obs_keep if self.config.drop_obs else x
+
     def forward(self, obs: torch.Tensor, state: torch.Tensor | None = None,
                 resets: torch.Tensor | None = None, normalized: bool = False
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         if obs.dim() != 3 or obs.shape[-1] != self.config.obs_dim:
             raise ValueError(f"obs must be (B, T, {self.config.obs_dim}), got {tuple(obs.shape)}")
-        x = ((obs - self.obs_mean) / self.obs_std).clamp(-10.0, 10.0)
+        x = self.encoder_input(obs)
         ts = None if self.config.timespan is None else torch.full(obs.shape[:2], self.config.timespan)
         y, state = self.core(self.encoder(x), state, resets, ts)
         a = torch.tanh(self.head(y))

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from liquid_control import cli
-from liquid_control.learn.bc import BCConfig, chunk_loss, make_chunks, train_bc
+from liquid_control.learn.bc import BCConfig, chunk_loss, make_chunks, resolve_drop_obs, train_bc
 from liquid_control.learn.demos import DatasetWriter
 from liquid_control.nets.policy import PolicyConfig, PolicyNet
 
@@ -183,3 +183,17 @@ def test_conv_encoder_over_the_ray_block(tmp_path, capsys):
     assert cli.main(base + ["--ray-slice", "0:10"]) == 0
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     assert cfg["policy"]["encoder"] == "conv" and cfg["policy"]["ray_slice"] == [0, 10]
+
+
+def test_drop_obs_by_index_or_observation_part(tmp_path, capsys):
+    """``--drop-obs`` takes indices or names of the env's observation parts (``obs_slices``)."""
+    opts = {"split": "train", "layout": {"family": "forest"}}
+    assert resolve_drop_obs("LiquidControl/RoverNav-v0", opts, ["wheels", 3, "3"]) == [3, 67, 68]
+    with pytest.raises(ValueError, match="goal_bearing"):  # the error lists the parts there are
+        resolve_drop_obs("LiquidControl/RoverNav-v0", opts, ["velocity"])
+    demos = _write_dataset(tmp_path / "toy", _episodes([20] * 4))
+    base = ["train", "bc", "--env", "Synthetic-v0", "--policy", "gru", "--demos", str(demos),
+            "--epochs", "1", "--out", str(tmp_path / "run")]
+    assert cli.main(base + ["--drop-obs", "1"]) == 0
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["policy"]["drop_obs"] == [1]

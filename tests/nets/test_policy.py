@@ -119,3 +119,24 @@ def test_timespan_is_fed_to_the_core_and_changes_its_memory():
     assert memory(slow) > 10 * memory(fast)
     with pytest.raises(ValueError, match="timespan"):
         PolicyConfig(obs_dim=6, act_dim=2, timespan=0.0)
+
+
+def test_dropped_observation_features_do_not_reach_the_policy():
+    torch.manual_seed(0)
+    cfg = PolicyConfig(obs_dim=6, act_dim=2, core="gru", budget=None, drop_obs=[4, 5])
+    p = PolicyNet(cfg)
+    x = torch.randn(2, 9, 6)
+    y = x.clone()
+    y[..., 4:] = 100 * torch.randn(2, 9, 2)  # only the dropped features differ
+    assert torch.equal(p(x)[0], p(y)[0])
+    y[..., 0] += 1.0
+    assert not torch.allclose(p(x)[0], p(y)[0])
+    # the mask comes from the config: state dicts (and checkpoints) keep their keys
+    plain = PolicyNet(PolicyConfig(obs_dim=6, act_dim=2, core="gru", budget=None))
+    assert set(p.state_dict()) == set(plain.state_dict())
+    again = PolicyNet(PolicyConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))))
+    again.load_state_dict(p.state_dict())
+    assert torch.equal(again(x)[0], p(x)[0])
+    for bad in ([6], [-1], [0, 1, 2, 3, 4, 5]):
+        with pytest.raises(ValueError, match="drop_obs"):
+            PolicyConfig(obs_dim=6, act_dim=2, drop_obs=bad)

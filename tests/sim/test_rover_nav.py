@@ -208,3 +208,16 @@ def test_chase_camera_sees_the_scene():
     env.close()
     assert img.shape == (48, 64, 3) and img.dtype.name == "uint8"
     assert img.std() > 5.0  # not a blank frame: ground, obstacles and the rover are drawn
+
+
+def test_obs_slices_name_every_part_of_the_observation():
+    env = gym.make(ENV_ID, rays={"count": 40})
+    obs, _ = env.reset(seed=3)
+    obs, *_ = env.step(np.array([1.0, 0.5], np.float32))
+    parts = env.unwrapped.obs_slices
+    assert [parts[k] for k in ("rays", "goal_distance", "goal_bearing", "wheels")] == [
+        slice(0, 40), slice(40, 41), slice(41, 43), slice(43, 45)]
+    assert parts["wheels"].stop == obs.shape[0]
+    assert np.isclose(np.square(obs[parts["goal_bearing"]]).sum(), 1.0, atol=1e-5)  # cos, sin
+    assert obs[parts["wheels"]].min() > 0  # driving forward and turning left: both wheels forward
+    env.close()

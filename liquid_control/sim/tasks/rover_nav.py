@@ -1,11 +1,11 @@
 """``LiquidControl/RoverNav-v0``: drive a differential-drive rover from start to goal through a layout.
 
-Observation (float32): lidar ranges normalised to [0, 1] (``rays.count`` beams over ``rays.fov``
-degrees centred ahead, range ``rays.range``), goal distance / 10 m (clipped to 3), cos and sin of the
-goal bearing in the body frame, and the two wheel speeds / their maximum. Action: ``(v, w)`` in
-[-1, 1]^2 scaled to 1 m/s and 2 rad/s. Control at 20 Hz over 240 Hz physics. Episodes end on a
-collision, on reaching the goal (0.3 m), or at the time limit. Training families ``forest`` +
-``rooms``; ``maze`` is held out.
+Observation (float32; ``env.unwrapped.obs_slices`` names the parts): lidar ranges normalised to
+[0, 1] (``rays.count`` beams over ``rays.fov`` degrees centred ahead, range ``rays.range``), goal
+distance / 10 m (clipped to 3), cos and sin of the goal bearing in the body frame, and the two wheel
+speeds / their maximum. Action: ``(v, w)`` in [-1, 1]^2 scaled to 1 m/s and 2 rad/s. Control at 20 Hz
+over 240 Hz physics. Episodes end on a collision, on reaching the goal (0.3 m), or at the time limit.
+Training families ``forest`` + ``rooms``; ``maze`` is held out.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ class RoverNavEnv(NavTask):
         low = np.concatenate([np.zeros(n), [0.0, -1.0, -1.0, -2.0, -2.0]]).astype(np.float32)
         high = np.concatenate([np.ones(n), [3.0, 1.0, 1.0, 2.0, 2.0]]).astype(np.float32)
         self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)
+        self.obs_slices = {"rays": slice(0, n), "goal_distance": slice(n, n + 1),
+                           "goal_bearing": slice(n + 1, n + 3), "wheels": slice(n + 3, n + 5)}
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
         s = self.spec_rover
         self._max_wheel = (s.max_speed + s.max_turn * s.half_track) / s.wheel_radius
