@@ -158,3 +158,34 @@ def test_failure_breakdown_bins_episodes_by_family_and_detour(load_script, tmp_p
     with pytest.raises(SystemExit) as exc:
         fb.main([str(tmp_path / "missing.json")])
     assert exc.value.code == 2
+
+
+def test_imitation_gap_compares_policy_actions_with_the_expert_labels(load_script, tmp_path: Path):
+    """MSE and correlation in the normalised action space, per dimension; a bad checkpoint is a usage
+    error. (The collection it runs is `collect`'s, tested with the demos.)"""
+    import numpy as np
+    import torch
+
+    from liquid_control.nets.policy import PolicyConfig, PolicyNet
+
+    gap = load_script("imitation_gap")
+    torch.manual_seed(0)
+    policy = PolicyNet(PolicyConfig(obs_dim=3, act_dim=2, core="gru", budget=None))
+    policy.set_normalization(np.zeros(3), np.ones(3), np.array([-2.0, -1.0]), np.array([2.0, 1.0]))
+    rng = np.random.default_rng(0)
+    eps = []
+    for k in range(4):
+        obs = rng.normal(size=(15, 3)).astype(np.float32)
+        with torch.no_grad():
+            act = policy(torch.from_numpy(obs)[None])[0][0].numpy()  # env units
+        eps.append({"observations": obs, "actions": act, "success": k < 3})
+    same = gap.agreement(eps, policy)
+    assert same["steps"] == 60 and same["success_rate"] == 0.75
+    assert max(same["mse"]) < 1e-10 and min(same["corr"]) > 0.999
+    flipped = gap.agreement([{**e, "actions": -e["actions"]} for e in eps], policy)
+    assert max(flipped["corr"]) < -0.999
+    a = np.concatenate([e["actions"] for e in eps]) / np.array([2.0, 1.0])  # the normalised actions
+    assert np.allclose(flipped["mse"], (4 * a**2).mean(0), rtol=1e-5)
+    with pytest.raises(SystemExit) as exc:
+        gap.main([str(tmp_path / "no-such-policy")])
+    assert exc.value.code == 2
