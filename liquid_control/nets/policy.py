@@ -132,9 +132,8 @@ class PolicyNet(nn.Module):
         self.register_buffer("obs_std", torch.ones(config.obs_dim))
         self.register_buffer("act_center", torch.zeros(config.act_dim))
         self.register_buffer("act_scale", torch.ones(config.act_dim))
-        keep = torch.ones(config.obs_dim)
-        keep[list(config.drop_obs)] = 0.0
-        self.register_buffer("obs_keep", keep, persistent=False)  # from the config, not the state dict
+        # indices from the config (not a buffer: state dicts and parameter counts stay as they were)
+        self._drop_idx = torch.tensor(sorted(int(i) for i in config.drop_obs), dtype=torch.long)
         self.encoder = _ConvEncoder(config) if config.encoder == "conv" else _mlp_encoder(config)
         make_core = _core_factory()
         a = config.act_dim
@@ -195,7 +194,7 @@ class PolicyNet(nn.Module):
     def encoder_input(self, obs: torch.Tensor, clip: float = 10.0) -> torch.Tensor:
         """What the encoder sees of raw observations: normalised, clipped to +-clip, dropped features 0."""
         x = ((obs - self.obs_mean) / self.obs_std).clamp(-clip, clip)
-        return x * self.obs_keep if self.config.drop_obs else x
+        return x.index_fill(-1, self._drop_idx, 0.0) if self.config.drop_obs else x
 
     def forward(self, obs: torch.Tensor, state: torch.Tensor | None = None,
                 resets: torch.Tensor | None = None, normalized: bool = False

@@ -134,6 +134,7 @@ def test_dropped_observation_features_do_not_reach_the_policy():
     # the mask comes from the config: state dicts (and checkpoints) keep their keys
     plain = PolicyNet(PolicyConfig(obs_dim=6, act_dim=2, core="gru", budget=None))
     assert set(p.state_dict()) == set(plain.state_dict())
+    assert param_counts(p) == param_counts(plain)
     again = PolicyNet(PolicyConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))))
     again.load_state_dict(p.state_dict())
     assert torch.equal(again(x)[0], p(x)[0])
