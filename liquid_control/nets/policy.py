@@ -51,7 +51,7 @@ class PolicyConfig:
                 raise ValueError(f"ray_slice {self.ray_slice} must lie inside [0, {self.obs_dim}] "
                                  "and hold >= 8 rays")
         bad = [i for i in self.drop_obs if not 0 <= int(i) < self.obs_dim]
-        if bad or len(set(self.drop_obs)) == self.obs_dim:
+        if bad or len(set(self.drop_obs)) != len(self.drop_obs) or len(self.drop_obs) == self.obs_dim:
             raise ValueError(f"drop_obs {self.drop_obs} must be distinct indices in [0, {self.obs_dim}) "
                              "that leave at least one feature")
         if self.timespan is not None and not self.timespan > 0:
