@@ -8,9 +8,10 @@ families compute the same function as ``LTCCell._ode_reference`` (tests compare 
   input's precision; float32 runs LLVM vector code on 16 lanes (numba intrinsics, :mod:`.simd`: one
   AVX-512 register where the CPU has it) with a base-2 sigmoid on log2(e)-scaled sigma and sigma*mu
   (~1 ulp), float64 a scalar loop. Synapses are stored per source neuron as contiguous runs of
-  destinations padded to whole vectors (a dense matrix for FC wirings, summed by column vectors in
-  registers), arrays 64-byte aligned, FMA and reassociated sums allowed. One autograd node holds the
-  input/output mappings too. Backward recomputes each step's unfolds from the saved step-start
+  destinations padded to whole vectors (a dense matrix for FC wirings, summed four column vectors at a
+  time in registers), arrays 64-byte aligned, FMA and reassociated sums allowed; the backward's source
+  gradients are reduced 16 rows at a time. One autograd node holds the input/output mappings too.
+  Backward recomputes each step's unfolds from the saved step-start
   potentials (the memory kept is (T, B, N) twice whatever ``ode_unfolds`` is), runs one source-gradient
   pass per unfold and then a single pass over the synapses for the parameter gradients of all unfolds
   of the step (four accumulators read and written once per step, not per unfold);
