@@ -54,6 +54,20 @@ from liquid_control.sim.world import World
 NO_CONTACT_CLEARANCE = 0.25
 
 
+def observation_parts(parts: list[tuple[str, int, float, float]]) -> tuple[gym.spaces.Box, dict[str, slice]]:
+    """The float32 Box of a flat observation made of named parts ``(name, size, low, high)``, in order,
+    and each part's slice of it (a task's ``obs_slices``)."""
+    slices, lows, highs, k = {}, [], [], 0
+    for name, n, lo, hi in parts:
+        slices[name] = slice(k, k + n)
+        lows.append(np.full(n, lo))
+        highs.append(np.full(n, hi))
+        k += n
+    box = gym.spaces.Box(np.concatenate(lows).astype(np.float32), np.concatenate(highs).astype(np.float32),
+                         dtype=np.float32)  # fmt: skip
+    return box, slices
+
+
 class NavTask(gym.Env):
     """Start-to-goal navigation in a procedurally generated layout (see the module docstring)."""
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import pybullet as p
 
@@ -34,7 +33,7 @@ from liquid_control.sim.layouts import DRONE_FAMILIES, Layout
 from liquid_control.sim.options import Opt
 from liquid_control.sim.quadrotor import CF2X
 from liquid_control.sim.sensors import RangeSensor, corrupt
-from liquid_control.sim.tasks.base import NO_CONTACT_CLEARANCE, NavTask
+from liquid_control.sim.tasks.base import NO_CONTACT_CLEARANCE, NavTask, observation_parts
 from liquid_control.sim.tasks.drone_common import DRONE_SCHEMA, NO_GROUND_CONTACT_Z, DroneRig
 
 TRAIN_FAMILIES = ("forest", "walls")
@@ -114,16 +113,8 @@ class DroneNavEnv(NavTask):
             parts.append(("depth", len(self.depth_dirs), 0.0, 1.0))
         parts += [("goal_distance", 1, 0.0, 3.0), ("goal_direction", 3, -1.0, 1.0),
                   ("velocity", 3, -3.0, 3.0), ("gravity", 3, -1.0, 1.0), ("rates", 3, -3.0, 3.0)]
-        self.obs_slices: dict[str, slice] = {}
-        lows, highs, k = [], [], 0
-        for name, n, lo, hi in parts:
-            self.obs_slices[name] = slice(k, k + n)
-            lows.append(np.full(n, lo))
-            highs.append(np.full(n, hi))
-            k += n
-        self._low = np.concatenate(lows).astype(np.float32)
-        self._high = np.concatenate(highs).astype(np.float32)
-        self.observation_space = gym.spaces.Box(self._low, self._high, dtype=np.float32)
+        self.observation_space, self.obs_slices = observation_parts(parts)
+        self._low, self._high = self.observation_space.low, self.observation_space.high
         self._last_clearance = np.inf
 
     # ------------------------------------------------------------------ hooks

@@ -19,7 +19,7 @@ from liquid_control.sim.camera import chase_camera
 from liquid_control.sim.layouts import ROVER_FAMILIES, Layout
 from liquid_control.sim.options import Opt
 from liquid_control.sim.rover import RoverBody, RoverSpec
-from liquid_control.sim.tasks.base import NavTask
+from liquid_control.sim.tasks.base import NavTask, observation_parts
 
 TRAIN_FAMILIES = ("forest", "rooms")
 HELDOUT_FAMILIES = ("maze",)
@@ -50,12 +50,9 @@ class RoverNavEnv(NavTask):
     def __init__(self, render_mode: str | None = None, **options: Any) -> None:
         super().__init__(render_mode, **options)
         self.spec_rover = RoverSpec()
-        n = len(self.ray_dirs)
-        low = np.concatenate([np.zeros(n), [0.0, -1.0, -1.0, -2.0, -2.0]]).astype(np.float32)
-        high = np.concatenate([np.ones(n), [3.0, 1.0, 1.0, 2.0, 2.0]]).astype(np.float32)
-        self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)
-        self.obs_slices = {"rays": slice(0, n), "goal_distance": slice(n, n + 1),
-                           "goal_bearing": slice(n + 1, n + 3), "wheels": slice(n + 3, n + 5)}
+        self.observation_space, self.obs_slices = observation_parts([
+            ("rays", len(self.ray_dirs), 0.0, 1.0), ("goal_distance", 1, 0.0, 3.0),
+            ("goal_bearing", 2, -1.0, 1.0), ("wheels", 2, -2.0, 2.0)])
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
         s = self.spec_rover
         self._max_wheel = (s.max_speed + s.max_turn * s.half_track) / s.wheel_radius
