@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from liquid_control.evaluate.runner import evaluate
-from liquid_control.learn.bc import BCConfig, train_bc
+from liquid_control.learn.bc import BCConfig, parse_drop_obs, train_bc
 from liquid_control.learn.checkpoint import atomic_write_json
 from liquid_control.learn.demos import collect, parse_expert_options, teacher_specs
 from liquid_control.learn.rollout import expert_spec
@@ -86,7 +86,7 @@ def main() -> int:
                    budget=args.budget, epochs=args.epochs, minutes=left, seed=args.seed,
                    dagger_rounds=args.dagger_rounds, dagger_episodes=args.dagger_episodes,
                    dagger_epochs=args.dagger_epochs, dagger_beta=args.dagger_beta, workers=args.workers,
-                   expert_options=options, drop_obs=[d for d in args.drop_obs.split(",") if d],
+                   expert_options=options, drop_obs=parse_drop_obs(args.drop_obs),
                    command="scripts/train_imitation.py " + json.dumps(vars(args)))
     ckpt = train_bc(cfg)
     stages["train_s"], cpu["train_s"] = time.monotonic() - t, cpu_seconds() - c

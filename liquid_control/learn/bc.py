@@ -215,18 +215,23 @@ def _ray_slice(cfg: BCConfig, manifest: dict) -> list[int]:
     return [0, int(count)]
 
 
+def parse_drop_obs(text: str) -> list[str]:
+    """The entries of a ``--drop-obs`` value ("wheels,3" -> ["wheels", "3"])."""
+    return [d for d in text.split(",") if d]
+
+
 def resolve_drop_obs(env_id: str, options: dict, drop: list[int | str]) -> list[int]:
     """Sorted observation indices of ``drop``: integers, or names of parts of the env's
     ``obs_slices`` (the env made with ``options``, e.g. a dataset manifest's)."""
     out: set[int] = set()
-    names = [d for d in drop if not str(d).lstrip("-").isdigit()]
+    is_index = [str(d).lstrip("-").isdigit() for d in drop]
     slices: dict[str, slice] = {}
-    if names:
+    if not all(is_index):
         from liquid_control.learn.rollout import cached_env
 
         slices = getattr(cached_env(env_id, options).unwrapped, "obs_slices", None) or {}
-    for d in drop:
-        if str(d).lstrip("-").isdigit():
+    for d, index in zip(drop, is_index, strict=True):
+        if index:
             out.add(int(d))
         elif d in slices:
             out.update(range(slices[d].start, slices[d].stop))
@@ -456,7 +461,7 @@ def config_from_args(args: argparse.Namespace) -> BCConfig:
     return BCConfig(env_id=args.env, demos=list(args.demos), out=args.out, policy=args.policy,
                     budget=args.budget, encoder=args.encoder, ray_slice=_parse_slice(args.ray_slice),
                     timespan=args.timespan, epochs=args.epochs, minutes=args.minutes,
-                    drop_obs=[d for d in args.drop_obs.split(",") if d], seed=args.seed,
+                    drop_obs=parse_drop_obs(args.drop_obs), seed=args.seed,
                     chunk_len=args.chunk_len, burn_in=args.burn_in,
                     batch_size=args.batch_size, lr=args.lr, patience=args.patience,
                     successful_only=not args.all_demos, dagger_rounds=args.dagger_rounds,
