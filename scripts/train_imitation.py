@@ -51,6 +51,7 @@ def main() -> int:
                    help='teacher options, e.g. \'{"clearance_weight": 2.0}\' (demos, DAgger, reference)')
     p.add_argument("--demo-noise", type=float, default=0.0, metavar="STD",
                    help="DART-style demos: execute expert action + noise (STD x half range), label clean")
+    p.add_argument("--log-rays", action="store_true", help="feed the ray ranges as log(range)")
     p.add_argument("--drop-obs", default="", metavar="PART,...",
                    help="observation parts (e.g. wheels, velocity) or indices the policy ignores")
     p.add_argument("--eval-episodes", type=int, default=100)
@@ -87,6 +88,7 @@ def main() -> int:
                    dagger_rounds=args.dagger_rounds, dagger_episodes=args.dagger_episodes,
                    dagger_epochs=args.dagger_epochs, dagger_beta=args.dagger_beta, workers=args.workers,
                    expert_options=options, drop_obs=parse_drop_obs(args.drop_obs),
+                   log_rays=args.log_rays,
                    command="scripts/train_imitation.py " + json.dumps(vars(args)))
     ckpt = train_bc(cfg)
     stages["train_s"], cpu["train_s"] = time.monotonic() - t, cpu_seconds() - c

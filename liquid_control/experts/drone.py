@@ -13,6 +13,13 @@ seen along the flight so far (every cell within r of a visited position, occlusi
 cells count as free) and replans when that reveals new obstacle cells: a teacher whose choices the
 learner's own range sensors can explain (e.g. following a wall to a gap it cannot yet see), where the
 full-layout planner heads straight for a gap beyond sensor range.
+
+With ``steering="arcs"`` it instead scores a fan of horizontal velocity commands (directions x speeds,
+held for ``arc_horizon`` seconds with a first-order lag from the current velocity) against the goal's
+cost-to-go field (clearance-aware: it prefers the middle of gaps) and the exact clearance of the body
+along each, and flies the best one, facing it: no path memory and no replan thresholds, so its label is
+a function of the drone's state (what DAgger relabelling needs; the rover expert's ``"arcs"`` law is
+the same idea for a differential drive).
 """
 
 from __future__ import annotations
@@ -24,6 +31,9 @@ import numpy as np
 
 from liquid_control.experts.planning import Planner
 from liquid_control.sim.flight_control import FlightController
+from liquid_control.sim.quadrotor import CF2X
+
+CF2X_RADIUS = CF2X.collision_radius
 
 
 def _wrap(a: float) -> float:
@@ -84,8 +94,22 @@ class NavExpert(_VelocityExpert):
 
     def __init__(self, speed: float = 1.5, lookahead: float = 0.8, inflate: float = 0.35,
                  replan_distance: float = 0.35, yaw_gain: float = 2.0, clearance_weight: float = 0.0,
-                 clearance_range: float = 0.5, sensing_range: float = 0.0) -> None:
+                 clearance_range: float = 0.5, sensing_range: float = 0.0, steering: str = "pursuit",
+                 arc_horizon: float = 1.0, arc_margin: float = 0.1, arc_clearance: float = 0.5) -> None:
         super().__init__()
+        if steering not in ("pursuit", "arcs"):
+            raise ValueError(f"steering must be 'pursuit' or 'arcs', got {steering!r}")
+        if not (arc_horizon > 0.0 and arc_margin >= 0.0 and arc_clearance > arc_margin):
+            raise ValueError("need arc_horizon > 0 and arc_clearance > arc_margin >= 0")
+        if steering == "arcs" and sensing_range > 0.0:
+            raise ValueError("steering='arcs' plans on the known layout (sensing_range must be 0)")
+        self.steering = steering
+        self.arc_horizon, self.arc_margin, self.arc_clearance = float(arc_horizon), float(arc_margin), \
+            float(arc_clearance)
+        if steering == "arcs":  # the field only needs the body to fit; clearance is scored per arc
+            inflate = CF2X_RADIUS + self.arc_margin
+            if clearance_weight == 0.0:  # keep to the middle of gaps
+                clearance_weight, clearance_range = 2.0, 0.6
         if not sensing_range >= 0.0:
             raise ValueError(f"sensing_range must be >= 0 (0: the layout is known), got {sensing_range}")
         self.sensing_range = float(sensing_range)
@@ -185,6 +209,8 @@ class NavExpert(_VelocityExpert):
         st = env.state
         pos = st["position"]
         xy = pos[:2]
+        if self.steering == "arcs":
+            return self._act_arcs(pos)
         if self.sensing_range > 0.0 and self._sense(xy):
             self.path = self.planner.path_from(xy)
             self.replans += 1
@@ -206,3 +232,38 @@ class NavExpert(_VelocityExpert):
         heading = math.atan2(v[1], v[0]) if n > 1e-6 else env.rig.quad.yaw
         yaw_rate = float(np.clip(self.yaw_gain * _wrap(heading - env.rig.quad.yaw), -1.5, 1.5))
         return self._emit(float(v[0]), float(v[1]), vz, yaw_rate)
+
+    def _act_arcs(self, pos: np.ndarray) -> np.ndarray:
+        """The best velocity command of the fan from the current state (see the module docstring)."""
+        env = self.env
+        xy = pos[:2]
+        vel = np.asarray(env.rig.quad.vel[:2], dtype=float)
+        goal = np.asarray(env.layout.goal, dtype=float)
+        to_goal = float(np.hypot(*(goal - xy)))
+        speed = min(self.speed, 1.2 * to_goal + 0.2)
+        ang = np.linspace(0.0, 2.0 * np.pi, 32, endpoint=False)
+        speeds = speed * np.array([1.0 / 3.0, 2.0 / 3.0, 1.0])
+        cmd = np.concatenate([np.zeros((1, 2)), (speeds[:, None, None] * np.stack(
+            [np.cos(ang), np.sin(ang)], 1)[None]).reshape(-1, 2)])  # (K, 2), hover first
+        t = self.arc_horizon * np.arange(1, 11) / 10.0
+        lag = _LAG * (1.0 - np.exp(-t / _LAG))  # first-order velocity response
+        pts = xy + cmd[:, None] * t[None, :, None] + (vel - cmd)[:, None] * lag[None, :, None]
+        clear = env.scene.clearance_many(pts.reshape(-1, 2)).reshape(pts.shape[:2]) - env.BODY_RADIUS
+        worst = clear.min(1)
+        now = float(env.scene.clearance(xy)) - env.BODY_RADIUS
+        ok = (worst >= self.arc_margin) | (worst >= now - 1e-3)
+        d_end = self.planner.cost_to_go(pts[:, -1, 0], pts[:, -1, 1])
+        near = np.clip((self.arc_clearance - clear) / (self.arc_clearance - self.arc_margin), 0.0, None)
+        change = np.hypot(*(cmd - vel).T) / max(self.speed, 1e-6)
+        cost = d_end + 0.5 * (near**2).mean(1) + 0.1 * change
+        cost = np.where(ok & np.isfinite(d_end), cost, np.inf)
+        k = int(np.argmin(cost)) if np.isfinite(cost).any() else 0  # boxed in: hover
+        v = cmd[k]
+        vz = float(np.clip(1.5 * (env.flight_altitude - pos[2]), -0.8, 0.8))
+        n = float(np.hypot(*v))
+        heading = math.atan2(v[1], v[0]) if n > 1e-6 else env.rig.quad.yaw
+        yaw_rate = float(np.clip(self.yaw_gain * _wrap(heading - env.rig.quad.yaw), -1.5, 1.5))
+        return self._emit(float(v[0]), float(v[1]), vz, yaw_rate)
+
+
+_LAG = 0.3  # s, time constant of the velocity response assumed by the arcs law

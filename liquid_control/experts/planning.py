@@ -137,6 +137,26 @@ class Planner:
         keep = min(self.clearance_range, float(chain[at[i]:at[j] + 1].min()))
         return self.line_free(pts[i], pts[j], keep=max(keep - 0.5 * self.grid.res, 1e-9))
 
+    def cost_to_go(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Bilinear interpolation of the distance field at points (x, y arrays), over the finite corners
+        of their cell's neighbourhood (inf where all four are obstacle or unreachable)."""
+        g, dist = self.grid, self.dist
+        fx = (np.asarray(x, dtype=float) - g.origin[0]) / g.res - 0.5
+        fy = (np.asarray(y, dtype=float) - g.origin[1]) / g.res - 0.5
+        ny, nx = dist.shape
+        ix = np.clip(np.floor(fx).astype(int), 0, nx - 2)
+        iy = np.clip(np.floor(fy).astype(int), 0, ny - 2)
+        tx, ty = np.clip(fx - ix, 0.0, 1.0), np.clip(fy - iy, 0.0, 1.0)
+        num = np.zeros_like(tx)
+        den = np.zeros_like(tx)
+        for oy, ox, wgt in ((0, 0, (1 - tx) * (1 - ty)), (0, 1, tx * (1 - ty)), (1, 0, (1 - tx) * ty),
+                            (1, 1, tx * ty)):
+            d = dist[iy + oy, ix + ox]
+            fin = np.isfinite(d)
+            num += np.where(fin, d, 0.0) * wgt
+            den += np.where(fin, wgt, 0.0)
+        return np.where(den > 1e-9, num / np.maximum(den, 1e-9), np.inf)
+
     def length_from(self, start: Sequence[float]) -> float:
         """Length (m) of the smoothed path from ``start`` to the goal."""
         return path_length(self.path_from(start))

@@ -1,7 +1,18 @@
-"""Privileged rover expert: a grid plan on the known layout + pure pursuit through the (v, w) action.
+"""Privileged rover expert: a grid plan on the known layout + a steering law for the (v, w) action.
 
 The planner's distance field to the goal is computed once per episode, so re-planning from wherever
 the rover is (e.g. a state a learner drove into, for DAgger labels) costs only path extraction.
+
+Two steering laws (``steering``):
+
+* ``"pursuit"`` (default): pure pursuit of a look-ahead point on the smoothed path, turning in place
+  above 50 degrees of heading error, with a safety check that slows down near obstacles. The path is
+  kept until the rover drifts ``replan_distance`` off it, so its action depends on the history too.
+* ``"arcs"``: scores a fan of constant-(v, w) arcs over ``arc_horizon`` seconds against the goal's
+  cost-to-go field (clearance-aware, so it prefers the middle of passages) and the exact clearance of
+  the body along each arc, and takes the best. A function of the pose alone (no path memory, no
+  switching thresholds): where the pose gives the learner's observation, the label does too, which is
+  what DAgger relabelling needs.
 """
 
 from __future__ import annotations
@@ -17,7 +28,18 @@ class RoverExpert:
     """Controller protocol: ``reset(env, obs)``, ``act(obs)``, ``neuron_state()``."""
 
     def __init__(self, lookahead: float = 0.55, replan_distance: float = 0.35, k_turn: float = 2.5,
-                 inflate: float = 0.36, clearance_weight: float = 0.0, clearance_range: float = 0.5) -> None:
+                 inflate: float = 0.36, clearance_weight: float = 0.0, clearance_range: float = 0.5,
+                 steering: str = "pursuit", arc_horizon: float = 1.0, arc_margin: float = 0.04,
+                 arc_clearance: float = 0.3) -> None:
+        if steering not in ("pursuit", "arcs"):
+            raise ValueError(f"steering must be 'pursuit' or 'arcs', got {steering!r}")
+        if not (arc_horizon > 0.0 and arc_margin >= 0.0 and arc_clearance > arc_margin):
+            raise ValueError("need arc_horizon > 0 and arc_clearance > arc_margin >= 0")
+        self.steering = steering
+        self.arc_horizon, self.arc_margin, self.arc_clearance = float(arc_horizon), float(arc_margin), \
+            float(arc_clearance)
+        if steering == "arcs" and clearance_weight == 0.0:  # the field keeps to the middle of passages
+            clearance_weight, clearance_range = 2.0, 0.6
         self.inflate = float(inflate)  # m, obstacle growth for the plan (shrunk if the start is cut off)
         # clearance-aware planning (experts.planning.Planner; 0 = plain shortest paths, the default)
         self.clearance = {"clearance_weight": float(clearance_weight),
@@ -36,7 +58,12 @@ class RoverExpert:
         self.env = env.unwrapped
         layout = self.env.layout
         start = np.asarray(self.env.state["position"][:2])
-        self.planner = connected_planner(layout, start, inflate=self.inflate, **self.clearance)
+        if self.steering == "arcs":  # the field only needs the body to fit; clearance is scored per arc
+            inflate = self.env.BODY_RADIUS + self.arc_margin
+            self.planner = connected_planner(layout, start, inflate=inflate, **self.clearance)
+            self._arcs = _arc_fan(self.env.state["spec"], self.arc_horizon)
+        else:
+            self.planner = connected_planner(layout, start, inflate=self.inflate, **self.clearance)
         self.path = self.planner.path_from(start)
 
     def _off_path(self, xy: np.ndarray) -> tuple[float, float]:
@@ -62,6 +89,8 @@ class RoverExpert:
 
     def act(self, obs: Any = None) -> np.ndarray:
         """One normalised (v, w) action."""
+        if self.steering == "arcs":
+            return self._act_arcs()
         st = self.env.state
         xy = np.asarray(st["position"][:2], dtype=float)
         yaw = float(st["yaw"])
@@ -105,5 +134,54 @@ class RoverExpert:
             return back
         return 0.0
 
+    def _act_arcs(self) -> np.ndarray:
+        """The best arc of the fan from the current pose (see the module docstring)."""
+        env = self.env
+        st = env.state
+        spec = st["spec"]
+        v, w, fx, fy, heading = self._arcs  # arc points in the body frame at yaw 0, (K, S)
+        radius = env.BODY_RADIUS
+        xy = np.asarray(st["position"][:2], dtype=float)
+        yaw = float(st["yaw"])
+        c, s = np.cos(yaw), np.sin(yaw)
+        px, py = xy[0] + c * fx - s * fy, xy[1] + s * fx + c * fy
+        clear = env.scene.clearance_many(np.stack([px.ravel(), py.ravel()], 1)).reshape(px.shape) - radius
+        now = float(env.scene.clearance(xy)) - radius
+        d_goal = float(np.hypot(*(np.asarray(st["goal"], dtype=float)[:2] - xy)))
+        worst = clear.min(1)
+        # an arc is allowed if it keeps the margin, or (a learner drove closer) does not get closer
+        ok = (worst >= self.arc_margin) | (worst >= now - 1e-3)
+        end_h = yaw + heading
+        ex, ey = px[:, -1], py[:, -1]
+        d_end = self.planner.cost_to_go(ex, ey)
+        reach = np.clip(np.nan_to_num(d_end, posinf=0.5), 0.0, 0.5)  # shorter near the goal
+        with np.errstate(invalid="ignore"):
+            d_ahead = self.planner.cost_to_go(ex + reach * np.cos(end_h), ey + reach * np.sin(end_h))
+            facing = np.clip(np.nan_to_num(d_ahead - d_end, nan=0.5, posinf=0.5), -reach, reach)
+        near = np.clip((self.arc_clearance - clear) / (self.arc_clearance - self.arc_margin), 0.0, None)
+        cost = d_end + 0.3 * facing + 0.5 * (near**2).mean(1) + 0.05 * np.abs(w) / spec.max_turn
+        cost = np.where(ok & np.isfinite(d_end), cost, np.inf)
+        if not np.isfinite(cost).any():  # boxed in: turn in place towards the goal's side
+            k = int(np.argmin(np.where(v == 0.0, np.nan_to_num(facing, nan=0.5), np.inf)))
+        else:
+            k = int(np.argmin(cost))
+        vk = min(float(v[k]), spec.max_speed * (0.25 + d_goal))  # ease in on the goal
+        return np.array([vk / spec.max_speed, w[k] / spec.max_turn], dtype=np.float32)
+
     def neuron_state(self) -> None:
         return None
+
+
+def _arc_fan(spec: Any, horizon: float, steps: int = 10) -> tuple[np.ndarray, ...]:
+    """Constant-(v, w) candidate arcs: (v, w) per arc, body-frame points (K, steps) after each of
+    ``steps`` equal intervals of ``horizon`` seconds, and the heading change at the end."""
+    vs = spec.max_speed * np.array([0.0, 0.25, 0.5, 0.75, 1.0])
+    ws = spec.max_turn * np.linspace(-1.0, 1.0, 13)
+    v, w = (a.ravel() for a in np.meshgrid(vs, ws, indexing="ij"))
+    t = horizon * np.arange(1, steps + 1) / steps
+    th = w[:, None] * t[None]
+    straight = np.abs(w) < 1e-9
+    safe_w = np.where(straight, 1.0, w)[:, None]
+    fx = np.where(straight[:, None], v[:, None] * t[None], v[:, None] * np.sin(th) / safe_w)
+    fy = np.where(straight[:, None], 0.0, v[:, None] * (1.0 - np.cos(th)) / safe_w)
+    return v, w, fx, fy, w * horizon

@@ -50,6 +50,7 @@ class BCConfig:
     # observation features the policy ignores: indices, or names of the env's ``obs_slices`` parts
     # (e.g. "wheels", "velocity": proprioception that lets a cloned policy repeat its last action)
     drop_obs: list[int | str] = field(default_factory=list)
+    log_rays: bool = False  # the env's "rays" part enters as log(range) (PolicyConfig.log_rays)
     epochs: int = 40
     minutes: float | None = None  # wall-clock cap for the whole run (BC + DAgger)
     seed: int = 0
@@ -168,7 +169,9 @@ def split_episodes(datasets: list[Dataset], val_every: int, successful_only: boo
 
 def fit_normalization(policy: PolicyNet, episodes: list[dict], manifest: dict) -> None:
     """Observation mean/std from the training episodes; action range from the env's action space."""
-    obs = np.concatenate([e["observations"] for e in episodes]).astype(np.float64)
+    raw = torch.from_numpy(np.concatenate([e["observations"] for e in episodes]).astype(np.float32))
+    with torch.no_grad():
+        obs = policy.transform_obs(raw).numpy().astype(np.float64)
     low, high = np.asarray(manifest["action_low"], float), np.asarray(manifest["action_high"], float)
     if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):  # unbounded space: use the data
         acts = np.concatenate([e["actions"] for e in episodes])
@@ -241,6 +244,16 @@ def resolve_drop_obs(env_id: str, options: dict, drop: list[int | str]) -> list[
     return sorted(out)
 
 
+def ray_part(env_id: str, options: dict) -> list[int]:
+    """[start, stop) of the "rays" part of the env's observation (``obs_slices``)."""
+    from liquid_control.learn.rollout import cached_env
+
+    slices = getattr(cached_env(env_id, options).unwrapped, "obs_slices", None) or {}
+    if "rays" not in slices:
+        raise ValueError(f"log_rays: {env_id}'s observation has no 'rays' part (parts: {sorted(slices)})")
+    return [slices["rays"].start, slices["rays"].stop]
+
+
 def _round_end(cfg: BCConfig, elapsed: float, rnd: int) -> float:
     """Elapsed seconds at which round ``rnd``'s training stops (``rnd`` 0 = BC on the demos).
 
@@ -284,6 +297,7 @@ def train_bc(cfg: BCConfig, on_epoch_end: Any = None) -> Path:
                         budget=cfg.budget, encoder=cfg.encoder, encoder_hidden=list(cfg.encoder_hidden),
                         features=cfg.features, core_kwargs=dict(cfg.core_kwargs), timespan=cfg.timespan,
                         drop_obs=resolve_drop_obs(cfg.env_id, options, list(cfg.drop_obs)),
+                        log_rays=ray_part(cfg.env_id, options) if cfg.log_rays else None,
                         ray_slice=_ray_slice(cfg, manifest) if cfg.encoder == "conv" else None)
     policy = PolicyNet(pcfg)
     train_eps, val_eps = split_episodes(datasets, cfg.val_every, cfg.successful_only)
@@ -432,6 +446,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="conv encoder: ray block in the observation (default: the env's leading rays)")
     parser.add_argument("--timespan", type=float, default=None,
                         help="elapsed time per step fed to the core (default 1.0; e.g. 0.05 for 20 Hz)")
+    parser.add_argument("--log-rays", action="store_true",
+                        help="feed the ray ranges as log(range): steep near obstacles")
     parser.add_argument("--drop-obs", default="", metavar="PART,...",
                         help="observation parts (e.g. wheels, velocity) or indices the policy ignores")
     parser.add_argument("--demos", required=True, action="append", help="dataset directory (repeatable)")
@@ -461,7 +477,7 @@ def config_from_args(args: argparse.Namespace) -> BCConfig:
     return BCConfig(env_id=args.env, demos=list(args.demos), out=args.out, policy=args.policy,
                     budget=args.budget, encoder=args.encoder, ray_slice=_parse_slice(args.ray_slice),
                     timespan=args.timespan, epochs=args.epochs, minutes=args.minutes,
-                    drop_obs=parse_drop_obs(args.drop_obs), seed=args.seed,
+                    drop_obs=parse_drop_obs(args.drop_obs), log_rays=args.log_rays, seed=args.seed,
                     chunk_len=args.chunk_len, burn_in=args.burn_in,
                     batch_size=args.batch_size, lr=args.lr, patience=args.patience,
                     successful_only=not args.all_demos, dagger_rounds=args.dagger_rounds,

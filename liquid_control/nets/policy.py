@@ -19,6 +19,9 @@ from torch import nn
 CORE_KINDS = ("ltc", "cfc", "lstm", "gru", "mlp", "euler", "esn", "lsm")
 
 
+LOG_RAYS_EPS = 0.01  # log_rays: log(x + eps) of a range feature x in [0, 1]
+
+
 @dataclass
 class PolicyConfig:
     """Everything needed to rebuild a :class:`PolicyNet` (JSON-serialisable, stored in config.json)."""
@@ -37,6 +40,9 @@ class PolicyConfig:
     # observation features the policy does not see (zeroed after normalisation), e.g. the proprioceptive
     # ones (wheel speeds, body velocity) that let a cloned policy copy its own last action
     drop_obs: list[int] = field(default_factory=list)
+    # [start, stop) of range features (rays normalised to [0, 1]) that enter as log(x + LOG_RAYS_EPS) before
+    # normalisation: near obstacles, where a linear range feature hardly changes, get a steep feature
+    log_rays: list[int] | None = None
 
     def __post_init__(self) -> None:
         if self.obs_dim < 1 or self.act_dim < 1:
@@ -54,6 +60,9 @@ class PolicyConfig:
         if bad or len(set(self.drop_obs)) != len(self.drop_obs) or len(self.drop_obs) == self.obs_dim:
             raise ValueError(f"drop_obs {self.drop_obs} must be distinct indices in [0, {self.obs_dim}) "
                              "that leave at least one feature")
+        if self.log_rays is not None and (len(self.log_rays) != 2
+                                          or not 0 <= self.log_rays[0] < self.log_rays[1] <= self.obs_dim):
+            raise ValueError(f"log_rays {self.log_rays} must be [start, stop) inside [0, {self.obs_dim}]")
         if self.timespan is not None and not self.timespan > 0:
             raise ValueError(f"timespan must be positive, got {self.timespan}")
         if self.budget is not None and self.budget < 1:
@@ -191,9 +200,18 @@ class PolicyNet(nn.Module):
         """Env-unit actions → [-1, 1] (the space the tanh head predicts)."""
         return ((actions - self.act_center) / self.act_scale).clamp(-1.0, 1.0)
 
+    def transform_obs(self, obs: torch.Tensor) -> torch.Tensor:
+        """Raw observations -> the features the statistics are taken over (``log_rays``; else as they are)."""
+        if self.config.log_rays is None:
+            return obs
+        a, b = self.config.log_rays
+        rays = torch.log(obs[..., a:b].clamp(min=0.0) + LOG_RAYS_EPS)
+        return torch.cat([obs[..., :a], rays, obs[..., b:]], dim=-1)
+
     def encoder_input(self, obs: torch.Tensor, clip: float = 10.0) -> torch.Tensor:
-        """What the encoder sees of raw observations: normalised, clipped to +-clip, dropped features 0."""
-        x = ((obs - self.obs_mean) / self.obs_std).clamp(-clip, clip)
+        """What the encoder sees of raw observations: transformed (``log_rays``), normalised, clipped to
+        +-clip, dropped features 0."""
+        x = ((self.transform_obs(obs) - self.obs_mean) / self.obs_std).clamp(-clip, clip)
         return x.index_fill(-1, self._drop_idx, 0.0) if self.config.drop_obs else x
 
     def forward(self, obs: torch.Tensor, state: torch.Tensor | None = None,

@@ -263,16 +263,23 @@ class PlanarScene:
             box = (self._box_x, self._box_y, self.box_cos, self.box_sin, self._box_nsin, self._box_hx,
                    self._box_hy)
             return _cast_numba.clearance(x, y, self._cyl_x, self._cyl_y, self._cyl_r, *box)
-        best = np.inf
+        return float(self.clearance_many(np.array([[x, y]]))[0])
+
+    def clearance_many(self, points: np.ndarray) -> np.ndarray:
+        """:meth:`clearance` of each of the (P, 2) ``points`` at once (the numpy formulation; experts score
+        many candidate motions per step with it)."""
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        best = np.full(len(pts), np.inf)
+        x, y = pts[:, :1], pts[:, 1:]
         if len(self.cyl):
-            best = float((np.hypot(self._cyl_x - x, self._cyl_y - y) - self._cyl_r).min())
+            best = (np.hypot(self._cyl_x - x, self._cyl_y - y) - self._cyl_r).min(1)
         if len(self.box_c):
             dx, dy = x - self._box_x, y - self._box_y
             cs = self.box_cos
             qx = np.abs(cs * dx + self.box_sin * dy) - self._box_hx
             qy = np.abs(self._box_nsin * dx + cs * dy) - self._box_hy
             d = np.hypot(np.maximum(qx, 0), np.maximum(qy, 0)) + np.minimum(np.maximum(qx, qy), 0)
-            best = min(best, float(d.min()))
+            best = np.minimum(best, d.min(1))
         return best
 
 

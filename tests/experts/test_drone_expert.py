@@ -35,10 +35,11 @@ def test_hover_expert_holds_the_point(action_type):
     env.close()
 
 
+@pytest.mark.parametrize("steering", ["pursuit", "arcs"])
 @pytest.mark.parametrize("family", ["forest", "walls", "city"])
-def test_nav_expert_reaches_goal_on_test_layouts(family):
+def test_nav_expert_reaches_goal_on_test_layouts(family, steering):
     env = gym.make("LiquidControl/DroneNav-v0", split="test", layout={"family": family})
-    expert = make_expert(env)
+    expert = make_expert(env, {"steering": steering})
     assert isinstance(expert, NavExpert)
     results = [_episode(env, expert, seed) for seed in range(2)]
     assert all(r["is_success"] for r in results), results
@@ -46,10 +47,11 @@ def test_nav_expert_reaches_goal_on_test_layouts(family):
     env.close()
 
 
-def test_nav_expert_recovers_from_a_displaced_state():
+@pytest.mark.parametrize("steering", ["pursuit", "arcs"])
+def test_nav_expert_recovers_from_a_displaced_state(steering):
     """DAgger labels learner states: after a shove off the path the expert replans and still arrives."""
     env = gym.make("LiquidControl/DroneNav-v0", split="test", layout={"family": "forest"})
-    expert = make_expert(env)
+    expert = make_expert(env, {"steering": steering})
     obs, _ = env.reset(seed=5)
     expert.reset(env, obs)
     for _ in range(30):
@@ -68,3 +70,23 @@ def test_nav_expert_recovers_from_a_displaced_state():
         done = te or tr
     assert info["is_success"], info
     env.close()
+
+
+def test_arc_steering_labels_depend_on_the_state_only():
+    """A second arcs expert that saw none of the episode labels every state as the one that flew it."""
+    env = gym.make("LiquidControl/DroneNav-v0", split="test", layout={"family": "walls"})
+    a, b = NavExpert(steering="arcs"), NavExpert(steering="arcs")
+    obs, _ = env.reset(seed=2)
+    a.reset(env, obs)
+    b.reset(env, obs)
+    for t in range(60):
+        label = a.act(obs)
+        if t % 15 == 14:
+            assert np.array_equal(label, b.act(obs))
+        obs, _, te, tr, _ = env.step(label)
+        assert not (te or tr)
+    env.close()
+    with pytest.raises(ValueError, match="steering"):
+        NavExpert(steering="magic")
+    with pytest.raises(ValueError, match="sensing_range"):
+        NavExpert(steering="arcs", sensing_range=6.0)

@@ -58,3 +58,22 @@ def test_replanning_from_any_free_cell_reaches_the_goal():
     for cell in free[rng.choice(len(free), 20, replace=False)]:
         path = planner.path_from(planner.grid.to_xy(cell[None])[0])
         assert np.allclose(path[-1], lay.goal)
+
+
+def test_cost_to_go_interpolates_the_distance_field():
+    lay = generate("forest", 2_000_011, kind="rover")
+    planner = Planner(lay, inflate=0.3)
+    g, dist = planner.grid, planner.dist
+    iy, ix = np.argwhere(np.isfinite(dist[:-1, :-1]) & np.isfinite(dist[:-1, 1:]))[len(dist) // 2]
+    cx, cy = g.origin[0] + (ix + 0.5) * g.res, g.origin[1] + (iy + 0.5) * g.res
+    at = planner.cost_to_go(np.array([cx, cx + 0.5 * g.res]), np.array([cy, cy]))
+    assert at[0] == pytest.approx(dist[iy, ix])  # a cell centre: the field's value
+    if np.isfinite(dist[iy + 1, ix]) and np.isfinite(dist[iy + 1, ix + 1]):
+        assert at[1] == pytest.approx(0.5 * (dist[iy, ix] + dist[iy, ix + 1]))  # halfway: the mean
+    oy, ox = np.argwhere(g.occ)[0]  # deep in an obstacle or the edge band: no finite corner
+    inside = planner.cost_to_go(np.array([g.origin[0] + (ox + 0.5) * g.res]),
+                                np.array([g.origin[1] + (oy + 0.5) * g.res]))
+    assert np.isinf(inside[0]) or np.isfinite(dist[oy:oy + 2, ox:ox + 2]).any()
+    free = np.argwhere(np.isfinite(dist))
+    sx, sy = g.origin[0] + (free[:50, 1] + 0.5) * g.res, g.origin[1] + (free[:50, 0] + 0.5) * g.res
+    assert np.allclose(planner.cost_to_go(sx, sy), dist[free[:50, 0], free[:50, 1]])

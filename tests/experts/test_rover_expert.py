@@ -22,11 +22,12 @@ def _episode(env, expert, seed):
             return info
 
 
+@pytest.mark.parametrize("steering", ["pursuit", "arcs"])
 @pytest.mark.parametrize("family", ["forest", "rooms", "maze"])
-def test_expert_succeeds_on_test_layouts(family):
+def test_expert_succeeds_on_test_layouts(family, steering):
     env = gym.make("LiquidControl/RoverNav-v0", split="test",
                    layout={"family": family, "goal_distance": [5.0, 10.0]})
-    expert = make_expert(env)
+    expert = make_expert(env, {"steering": steering})
     assert isinstance(expert, RoverExpert) and expert.neuron_state() is None
     infos = [_episode(env, expert, seed) for seed in range(2)]
     env.close()
@@ -34,11 +35,12 @@ def test_expert_succeeds_on_test_layouts(family):
     assert all(i["path_length"] >= 0.9 * 5.0 for i in infos)
 
 
-def test_expert_recovers_from_an_off_path_state():
+@pytest.mark.parametrize("steering", ["pursuit", "arcs"])
+def test_expert_recovers_from_an_off_path_state(steering):
     """DAgger labels: after a learner drove elsewhere, the expert re-plans and still gets there."""
     env = gym.make("LiquidControl/RoverNav-v0", split="test",
                    layout={"family": "rooms", "goal_distance": [5.0, 10.0]})
-    expert = make_expert(env)
+    expert = make_expert(env, {"steering": steering})
     obs, _ = env.reset(seed=4)
     expert.reset(env, obs)
     rng = np.random.default_rng(0)
@@ -51,3 +53,40 @@ def test_expert_recovers_from_an_off_path_state():
             break
     env.close()
     assert info["is_success"]
+
+
+def test_arc_steering_is_a_function_of_the_pose_and_keeps_clear():
+    """The arcs law has no memory (a second expert that saw none of the episode gives the same labels,
+    also after random actions) and, driving itself, keeps its margin from every obstacle."""
+    env = gym.make("LiquidControl/RoverNav-v0", split="test",
+                   layout={"family": "forest", "goal_distance": [5.0, 10.0]})
+    a, b = RoverExpert(steering="arcs"), RoverExpert(steering="arcs")
+    obs, _ = env.reset(seed=3)
+    a.reset(env, obs)
+    b.reset(env, obs)
+    u = env.unwrapped
+    rng = np.random.default_rng(1)
+    for t in range(40):  # a wandering learner, labelled by a at every step
+        label = a.act(obs)
+        if t % 10 == 9:
+            assert np.array_equal(label, b.act(obs))  # b was not consulted since the last check
+        obs, _, term, trunc, _ = env.step(rng.uniform(-1, 1, 2).astype(np.float32) if t % 2 else label)
+        assert not (term or trunc)
+    obs, _ = env.reset(seed=5)
+    a.reset(env, obs)
+    closest = np.inf
+    while True:
+        obs, _, term, trunc, info = env.step(a.act(obs))
+        closest = min(closest, u.scene.clearance(u.state["position"][:2]) - u.BODY_RADIUS)
+        if term or trunc:
+            break
+    env.close()
+    assert info["is_success"]
+    assert closest >= 0.5 * a.arc_margin
+
+
+def test_steering_option_is_checked():
+    with pytest.raises(ValueError, match="steering"):
+        RoverExpert(steering="magic")
+    with pytest.raises(ValueError, match="arc_horizon"):
+        RoverExpert(steering="arcs", arc_horizon=0.0)

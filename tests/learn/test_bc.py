@@ -197,3 +197,27 @@ def test_drop_obs_by_index_or_observation_part(tmp_path, capsys):
     assert cli.main(base + ["--drop-obs", "1"]) == 0
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     assert cfg["policy"]["drop_obs"] == [1]
+    assert cfg["policy"]["log_rays"] is None
+
+
+def test_log_rays_takes_the_env_ray_part():
+    from liquid_control.learn.bc import ray_part
+
+    opts = {"split": "train", "layout": {"family": "forest"}}
+    assert ray_part("LiquidControl/RoverNav-v0", opts) == [0, 64]
+    with pytest.raises(ValueError, match="rays"):
+        ray_part("LiquidControl/DroneHover-v0", {"split": "train"})
+
+
+def test_normalization_is_fitted_on_the_log_ray_features():
+    from liquid_control.learn.bc import fit_normalization
+    from liquid_control.nets.policy import LOG_RAYS_EPS, PolicyConfig, PolicyNet
+
+    rng = np.random.default_rng(0)
+    eps = [{"observations": rng.uniform(0, 1, (30, 5)).astype(np.float32)} for _ in range(3)]
+    policy = PolicyNet(PolicyConfig(obs_dim=5, act_dim=2, core="gru", budget=None, log_rays=[0, 3]))
+    fit_normalization(policy, eps, {"action_low": [-1, -1], "action_high": [1, 1]})
+    obs = np.concatenate([e["observations"] for e in eps]).astype(np.float64)
+    want = np.concatenate([np.log(obs[:, :3] + LOG_RAYS_EPS), obs[:, 3:]], 1)
+    np.testing.assert_allclose(policy.obs_mean.numpy(), want.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(policy.obs_std.numpy(), want.std(0), rtol=1e-4)

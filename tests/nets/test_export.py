@@ -68,15 +68,15 @@ def test_single_step_wrapper_shapes():
     assert y.shape == (2, core.output_size) and h.shape == (2, core.state_size)
 
 
-@pytest.mark.parametrize("drop_obs", [[], [3, 19]])
-def test_policy_export_rollout_matches(tmp_path, drop_obs):
+@pytest.mark.parametrize("drop_obs, log_rays", [([], None), ([3, 19], None), ([], [0, 12])])
+def test_policy_export_rollout_matches(tmp_path, drop_obs, log_rays):
     """Encoder + LTC + head (the policy network, also one that ignores some observation features)
     exported to ONNX follows torch for 100 steps."""
     policy_mod = pytest.importorskip("liquid_control.nets.policy")
     torch.manual_seed(0)
-    cfg = policy_mod.PolicyConfig(obs_dim=20, act_dim=4, budget=8000, drop_obs=drop_obs)
+    cfg = policy_mod.PolicyConfig(obs_dim=20, act_dim=4, budget=8000, drop_obs=drop_obs, log_rays=log_rays)
     policy = policy_mod.PolicyNet(cfg).eval()
-    xs = torch.randn(100, 20)
+    xs = torch.rand(100, 20) if log_rays else torch.randn(100, 20)
     sess = onnx_session(export_onnx(policy, tmp_path / "policy.onnx", 20, policy.state_size))
     h_t, h_o = policy.initial_state(1), np.zeros((1, policy.state_size), dtype=np.float32)
     for x in xs:

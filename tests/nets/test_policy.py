@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from liquid_control.nets.policy import PolicyConfig, PolicyNet, param_counts
+from liquid_control.nets.policy import LOG_RAYS_EPS, PolicyConfig, PolicyNet, param_counts
 
 CORES = ["ltc", "cfc", "lstm", "gru", "mlp", "euler"]
 
@@ -141,3 +141,24 @@ def test_dropped_observation_features_do_not_reach_the_policy():
     for bad in ([6], [-1], [0, 1, 2, 3, 4, 5]):
         with pytest.raises(ValueError, match="drop_obs"):
             PolicyConfig(obs_dim=6, act_dim=2, drop_obs=bad)
+
+
+def test_log_rays_feature_is_steep_near_obstacles_and_part_of_the_checkpoint():
+    torch.manual_seed(0)
+    cfg = PolicyConfig(obs_dim=6, act_dim=2, core="gru", budget=None, log_rays=[0, 4])
+    p = PolicyNet(cfg)
+    x = torch.rand(2, 3, 6)
+    z = p.transform_obs(x)
+    assert torch.allclose(z[..., :4], torch.log(x[..., :4] + LOG_RAYS_EPS))
+    assert torch.equal(z[..., 4:], x[..., 4:])
+    f = p.transform_obs(torch.tensor([[0.02, 0.04, 0.5, 0.52, 0.0, 0.0]]))[0]
+    assert abs(f[1] - f[0]) > 10 * abs(f[3] - f[2])  # the same 0.02 step: far steeper near an obstacle
+    plain = PolicyNet(PolicyConfig(obs_dim=6, act_dim=2, core="gru", budget=None))
+    plain.load_state_dict(p.state_dict())  # same parameters and buffers: only the input differs
+    assert not torch.allclose(p(x)[0], plain(x)[0])
+    again = PolicyNet(PolicyConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))))
+    again.load_state_dict(p.state_dict())
+    assert torch.equal(again(x)[0], p(x)[0])
+    for bad in ([0], [3, 3], [0, 7]):
+        with pytest.raises(ValueError, match="log_rays"):
+            PolicyConfig(obs_dim=6, act_dim=2, log_rays=bad)

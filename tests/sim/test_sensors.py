@@ -100,3 +100,7 @@ def test_compiled_cast_and_clearance_are_bit_identical_to_numpy(kind, family):
         for xy in rng.uniform(-13.0, 13.0, (300, 2)):
             fast, ref = scene.clearance(xy), scene.clearance(xy, compiled=False)
             assert np.float64(fast).tobytes() == np.float64(ref).tobytes()
+        pts = rng.uniform(-13.0, 13.0, (300, 2))
+        many = scene.clearance_many(pts)
+        assert many.shape == (300,)
+        assert np.allclose(many, [scene.clearance(xy, compiled=False) for xy in pts], rtol=0, atol=1e-12)
