@@ -3,6 +3,8 @@
     .venv/bin/python scripts/train_imitation.py --env LiquidControl/RoverNav-v0 --core ltc --minutes 30
     # a clearance-aware teacher (demos, DAgger labels and the reference evaluation), DART-style noise:
     ... --expert-options '{"clearance_weight": 2.0}' --demo-noise 0.1
+    # the memoryless teacher (labels depend on the state alone), many learner-driven DAgger rounds:
+    ... --expert-options '{"steering": "arcs"}' --dagger-rounds 14 --dagger-epochs 8
 
 ``--minutes`` is the wall-clock budget of collection + BC + DAgger (the issue-6 target: ≤ 30 min on
 2 cores); evaluation of the learner and of the expert (the reference) on the same unseen test layouts
