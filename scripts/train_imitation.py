@@ -49,6 +49,8 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--dagger-epochs", type=int, default=15)
     p.add_argument("--dagger-beta", type=float, default=0.5, help="expert share in DAgger round r = beta**r")
+    p.add_argument("--chunk-len", type=int, default=32, help="BPTT window: trained steps per chunk")
+    p.add_argument("--burn-in", type=int, default=16, help="steps that only warm up the state per chunk")
     p.add_argument("--expert-options", default=None, metavar="JSON",
                    help='teacher options, e.g. \'{"clearance_weight": 2.0}\' (demos, DAgger, reference)')
     p.add_argument("--demo-noise", type=float, default=0.0, metavar="STD",
@@ -90,7 +92,7 @@ def main() -> int:
                    dagger_rounds=args.dagger_rounds, dagger_episodes=args.dagger_episodes,
                    dagger_epochs=args.dagger_epochs, dagger_beta=args.dagger_beta, workers=args.workers,
                    expert_options=options, drop_obs=parse_drop_obs(args.drop_obs),
-                   log_rays=args.log_rays,
+                   log_rays=args.log_rays, chunk_len=args.chunk_len, burn_in=args.burn_in,
                    command="scripts/train_imitation.py " + json.dumps(vars(args)))
     ckpt = train_bc(cfg)
     stages["train_s"], cpu["train_s"] = time.monotonic() - t, cpu_seconds() - c

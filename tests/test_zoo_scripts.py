@@ -189,3 +189,25 @@ def test_imitation_gap_compares_policy_actions_with_the_expert_labels(load_scrip
     with pytest.raises(SystemExit) as exc:
         gap.main([str(tmp_path / "no-such-policy")])
     assert exc.value.code == 2
+
+
+@pytest.mark.slow
+def test_train_imitation_runs_the_whole_pipeline(load_script, tmp_path: Path, monkeypatch):
+    """Collect → BC → DAgger → evaluation of learner and expert, with the teacher and BPTT options
+    reaching the trained checkpoint (tiny budgets: a smoke run, not a result)."""
+    import sys
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(sys, "argv", [
+        "train_imitation.py", "--env", "LiquidControl/RoverNav-v0", "--core", "mlp", "--episodes", "3",
+        "--dagger-rounds", "1", "--dagger-episodes", "2", "--epochs", "2", "--dagger-epochs", "1",
+        "--eval-episodes", "2", "--workers", "1", "--chunk-len", "16", "--burn-in", "4", "--log-rays",
+        "--expert-options", '{"steering": "arcs"}', "--minutes", "5", "--out", str(out)])
+    assert load_script("train_imitation").main() == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["demos"]["episodes"] == 3 and len(summary["dagger"]) == 1
+    assert summary["teacher"]["controller"] == {"expert": {"steering": "arcs"}}
+    assert summary["test"]["expert"]["success_rate"]["n"] == 2
+    card = json.loads((out / "policy" / "card.json").read_text())
+    assert card["config"]["chunk_len"] == 16 and card["config"]["burn_in"] == 4
+    assert json.loads((out / "policy" / "config.json").read_text())["policy"]["log_rays"] == [0, 64]
