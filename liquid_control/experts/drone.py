@@ -29,11 +29,12 @@ from typing import Any
 
 import numpy as np
 
-from liquid_control.experts.planning import Planner
+from liquid_control.experts.planning import Planner, arc_clearance_terms, check_steering
 from liquid_control.sim.flight_control import FlightController
 from liquid_control.sim.quadrotor import CF2X
 
 CF2X_RADIUS = CF2X.collision_radius
+_LAG = 0.3  # s, time constant of the velocity response assumed by the arcs law
 
 
 def _wrap(a: float) -> float:
@@ -97,10 +98,7 @@ class NavExpert(_VelocityExpert):
                  clearance_range: float = 0.5, sensing_range: float = 0.0, steering: str = "pursuit",
                  arc_horizon: float = 1.0, arc_margin: float = 0.1, arc_clearance: float = 0.5) -> None:
         super().__init__()
-        if steering not in ("pursuit", "arcs"):
-            raise ValueError(f"steering must be 'pursuit' or 'arcs', got {steering!r}")
-        if not (arc_horizon > 0.0 and arc_margin >= 0.0 and arc_clearance > arc_margin):
-            raise ValueError("need arc_horizon > 0 and arc_clearance > arc_margin >= 0")
+        check_steering(steering, arc_horizon, arc_margin, arc_clearance)
         if steering == "arcs" and sensing_range > 0.0:
             raise ValueError("steering='arcs' plans on the known layout (sensing_range must be 0)")
         self.steering = steering
@@ -228,8 +226,15 @@ class NavExpert(_VelocityExpert):
         to_goal = float(np.hypot(*(goal - xy)))
         speed = min(self.speed, 1.2 * to_goal + 0.2)
         v = dvec / n * speed if n > 1e-6 else np.zeros(2)
+        return self._fly(v, pos, dvec)
+
+    def _fly(self, v: np.ndarray, pos: np.ndarray, facing: np.ndarray) -> np.ndarray:
+        """The action for horizontal velocity ``v`` at the flight altitude, turning to face ``facing``
+        (a direction; the current heading is kept where it is ~0)."""
+        env = self.env
         vz = float(np.clip(1.5 * (env.flight_altitude - pos[2]), -0.8, 0.8))
-        heading = math.atan2(v[1], v[0]) if n > 1e-6 else env.rig.quad.yaw
+        n = float(np.hypot(*facing))
+        heading = math.atan2(facing[1], facing[0]) if n > 1e-6 else env.rig.quad.yaw
         yaw_rate = float(np.clip(self.yaw_gain * _wrap(heading - env.rig.quad.yaw), -1.5, 1.5))
         return self._emit(float(v[0]), float(v[1]), vz, yaw_rate)
 
@@ -249,21 +254,11 @@ class NavExpert(_VelocityExpert):
         lag = _LAG * (1.0 - np.exp(-t / _LAG))  # first-order velocity response
         pts = xy + cmd[:, None] * t[None, :, None] + (vel - cmd)[:, None] * lag[None, :, None]
         clear = env.scene.clearance_many(pts.reshape(-1, 2)).reshape(pts.shape[:2]) - env.BODY_RADIUS
-        worst = clear.min(1)
         now = float(env.scene.clearance(xy)) - env.BODY_RADIUS
-        ok = (worst >= self.arc_margin) | (worst >= now - 1e-3)
+        ok, crowding = arc_clearance_terms(clear, now, self.arc_margin, self.arc_clearance)
         d_end = self.planner.cost_to_go(pts[:, -1, 0], pts[:, -1, 1])
-        near = np.clip((self.arc_clearance - clear) / (self.arc_clearance - self.arc_margin), 0.0, None)
         change = np.hypot(*(cmd - vel).T) / max(self.speed, 1e-6)
-        cost = d_end + 0.5 * (near**2).mean(1) + 0.1 * change
+        cost = d_end + 0.5 * crowding + 0.1 * change
         cost = np.where(ok & np.isfinite(d_end), cost, np.inf)
         k = int(np.argmin(cost)) if np.isfinite(cost).any() else 0  # boxed in: hover
-        v = cmd[k]
-        vz = float(np.clip(1.5 * (env.flight_altitude - pos[2]), -0.8, 0.8))
-        n = float(np.hypot(*v))
-        heading = math.atan2(v[1], v[0]) if n > 1e-6 else env.rig.quad.yaw
-        yaw_rate = float(np.clip(self.yaw_gain * _wrap(heading - env.rig.quad.yaw), -1.5, 1.5))
-        return self._emit(float(v[0]), float(v[1]), vz, yaw_rate)
-
-
-_LAG = 0.3  # s, time constant of the velocity response assumed by the arcs law
+        return self._fly(cmd[k], pos, cmd[k])

@@ -168,6 +168,27 @@ def path_length(points: np.ndarray) -> float:
     return float(np.hypot(*np.diff(points[:, :2], axis=0).T).sum()) if len(points) > 1 else 0.0
 
 
+def check_steering(steering: str, horizon: float, margin: float, soft: float) -> None:
+    """ValueError unless the nav experts' steering options are valid ("pursuit" or "arcs"; an arc horizon
+    > 0 s, a hard clearance margin >= 0 m and a soft clearance above it)."""
+    if steering not in ("pursuit", "arcs"):
+        raise ValueError(f"steering must be 'pursuit' or 'arcs', got {steering!r}")
+    if not (horizon > 0.0 and margin >= 0.0 and soft > margin):
+        raise ValueError("need arc_horizon > 0 and arc_clearance > arc_margin >= 0")
+
+
+def arc_clearance_terms(clear: np.ndarray, now: float, margin: float, soft: float
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """The clearance part of the experts' "arcs" steering, from the body's clearance (m) at the S points
+    of K candidate motions (K, S) and where it is now: which candidates are allowed (they keep
+    ``margin``, or, where a learner drove closer, do not get closer than ``now``) and each one's mean
+    squared shortfall below ``soft``, in units of ``soft - margin``."""
+    worst = clear.min(1)
+    ok = (worst >= margin) | (worst >= now - 1e-3)
+    near = np.clip((soft - clear) / (soft - margin), 0.0, None)
+    return ok, (near**2).mean(1)
+
+
 def connected_planner(layout: Layout, start: Sequence[float], goal: Sequence[float] | None = None,
                       inflate: float | None = None, resolution: float = GRID_RESOLUTION,
                       **clearance: float) -> Planner:

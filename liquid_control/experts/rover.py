@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from liquid_control.experts.planning import Planner, connected_planner
+from liquid_control.experts.planning import Planner, arc_clearance_terms, check_steering, connected_planner
 
 
 class RoverExpert:
@@ -31,10 +31,7 @@ class RoverExpert:
                  inflate: float = 0.36, clearance_weight: float = 0.0, clearance_range: float = 0.5,
                  steering: str = "pursuit", arc_horizon: float = 1.0, arc_margin: float = 0.04,
                  arc_clearance: float = 0.3) -> None:
-        if steering not in ("pursuit", "arcs"):
-            raise ValueError(f"steering must be 'pursuit' or 'arcs', got {steering!r}")
-        if not (arc_horizon > 0.0 and arc_margin >= 0.0 and arc_clearance > arc_margin):
-            raise ValueError("need arc_horizon > 0 and arc_clearance > arc_margin >= 0")
+        check_steering(steering, arc_horizon, arc_margin, arc_clearance)
         self.steering = steering
         self.arc_horizon, self.arc_margin, self.arc_clearance = float(arc_horizon), float(arc_margin), \
             float(arc_clearance)
@@ -148,9 +145,7 @@ class RoverExpert:
         clear = env.scene.clearance_many(np.stack([px.ravel(), py.ravel()], 1)).reshape(px.shape) - radius
         now = float(env.scene.clearance(xy)) - radius
         d_goal = float(np.hypot(*(np.asarray(st["goal"], dtype=float)[:2] - xy)))
-        worst = clear.min(1)
-        # an arc is allowed if it keeps the margin, or (a learner drove closer) does not get closer
-        ok = (worst >= self.arc_margin) | (worst >= now - 1e-3)
+        ok, crowding = arc_clearance_terms(clear, now, self.arc_margin, self.arc_clearance)
         end_h = yaw + heading
         ex, ey = px[:, -1], py[:, -1]
         d_end = self.planner.cost_to_go(ex, ey)
@@ -158,8 +153,7 @@ class RoverExpert:
         with np.errstate(invalid="ignore"):
             d_ahead = self.planner.cost_to_go(ex + reach * np.cos(end_h), ey + reach * np.sin(end_h))
             facing = np.clip(np.nan_to_num(d_ahead - d_end, nan=0.5, posinf=0.5), -reach, reach)
-        near = np.clip((self.arc_clearance - clear) / (self.arc_clearance - self.arc_margin), 0.0, None)
-        cost = d_end + 0.3 * facing + 0.5 * (near**2).mean(1) + 0.05 * np.abs(w) / spec.max_turn
+        cost = d_end + 0.3 * facing + 0.5 * crowding + 0.05 * np.abs(w) / spec.max_turn
         cost = np.where(ok & np.isfinite(d_end), cost, np.inf)
         if not np.isfinite(cost).any():  # boxed in: turn in place towards the goal's side
             k = int(np.argmin(np.where(v == 0.0, np.nan_to_num(facing, nan=0.5), np.inf)))

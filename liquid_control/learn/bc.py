@@ -228,11 +228,7 @@ def resolve_drop_obs(env_id: str, options: dict, drop: list[int | str]) -> list[
     ``obs_slices`` (the env made with ``options``, e.g. a dataset manifest's)."""
     out: set[int] = set()
     is_index = [str(d).lstrip("-").isdigit() for d in drop]
-    slices: dict[str, slice] = {}
-    if not all(is_index):
-        from liquid_control.learn.rollout import cached_env
-
-        slices = getattr(cached_env(env_id, options).unwrapped, "obs_slices", None) or {}
+    slices = {} if all(is_index) else observation_parts(env_id, options)
     for d, index in zip(drop, is_index, strict=True):
         if index:
             out.add(int(d))
@@ -244,11 +240,16 @@ def resolve_drop_obs(env_id: str, options: dict, drop: list[int | str]) -> list[
     return sorted(out)
 
 
-def ray_part(env_id: str, options: dict) -> list[int]:
-    """[start, stop) of the "rays" part of the env's observation (``obs_slices``)."""
+def observation_parts(env_id: str, options: dict) -> dict[str, slice]:
+    """The named parts of the env's observation (its ``obs_slices``; {} for an env without them)."""
     from liquid_control.learn.rollout import cached_env
 
-    slices = getattr(cached_env(env_id, options).unwrapped, "obs_slices", None) or {}
+    return getattr(cached_env(env_id, options).unwrapped, "obs_slices", None) or {}
+
+
+def ray_part(env_id: str, options: dict) -> list[int]:
+    """[start, stop) of the "rays" part of the env's observation (``obs_slices``)."""
+    slices = observation_parts(env_id, options)
     if "rays" not in slices:
         raise ValueError(f"log_rays: {env_id}'s observation has no 'rays' part (parts: {sorted(slices)})")
     return [slices["rays"].start, slices["rays"].stop]
