@@ -41,7 +41,7 @@ from numba.extending import intrinsic
 from liquid_control.nets import simd
 from liquid_control.nets.ltc_numba import _OPTS, _exp64_compat, _twin, pick_kernel, use_parallel
 
-SIMD_SHA256 = "9ef83920bd0c"  # simd.py's digest, so editing simd.py recompiles these kernels (see ltc_numba)
+SIMD_SHA256 = "32e1123c1d55"  # simd.py's digest, so editing simd.py recompiles these kernels (see ltc_numba)
 LANES = simd.LANES  # samples side by side in the lane kernel (one <16 x float> vector per neuron)
 
 

@@ -148,14 +148,6 @@ def fma(builder: ir.IRBuilder, a: ir.Value, b: ir.Value, c: ir.Value) -> ir.Valu
     return builder.call(_intrinsic_fn(builder, "llvm.fma.v16f32", V16, [V16, V16, V16]), [a, b, c])
 
 
-def _max(builder: ir.IRBuilder, a: ir.Value, b: ir.Value) -> ir.Value:
-    return builder.select(builder.fcmp_ordered(">", a, b), a, b)  # one vmaxps
-
-
-def _min(builder: ir.IRBuilder, a: ir.Value, b: ir.Value) -> ir.Value:
-    return builder.select(builder.fcmp_ordered("<", a, b), a, b)  # one vminps
-
-
 # 2^r on 0 <= r < 1: a degree-5 polynomial fitted in Chebyshev nodes for relative error (numpy polyfit,
 # weights 2^-r), max relative error ~1.2 ulp in float32 by Horner with FMA (tested through the logistic);
 # constant term first
@@ -175,8 +167,9 @@ def exp2(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
         r = builder.call(reduce, [x, ir.Constant(I32, 9), const(0.0), ir.Constant(ir.IntType(16), -1),
                                   ir.Constant(I32, 4)])  # fmt: skip
         k = x
-    else:
-        x = _min(builder, _max(builder, x, const(-126.0)), const(126.0))
+    else:  # clamp with compares that are false for NaN, so NaN passes through
+        x = builder.select(builder.fcmp_ordered("<", x, const(-126.0)), const(-126.0), x)
+        x = builder.select(builder.fcmp_ordered(">", x, const(126.0)), const(126.0), x)
         k = builder.call(_intrinsic_fn(builder, "llvm.floor.v16f32", V16, [V16]), [x])
         r = builder.fsub(x, k)
     p = const(_EXP2_C[-1])
@@ -186,8 +179,11 @@ def exp2(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
         scalef = _intrinsic_fn(builder, "llvm.x86.avx512.mask.scalef.ps.512", V16,
                                [V16, V16, V16, ir.IntType(16), I32])  # fmt: skip
         return builder.call(scalef, [p, k, const(0.0), ir.Constant(ir.IntType(16), -1), ir.Constant(I32, 4)])
-    bits = builder.shl(builder.add(builder.fptosi(k, _IDX16), ir.Constant(_IDX16, [127] * LANES)),
-                       ir.Constant(_IDX16, [23] * LANES))  # fmt: skip
+    # k + 127 as integer bits without fptosi (poison for NaN): k + (2^23 + 127) is exact for |k| <= 126 and
+    # holds k + 127 in its low mantissa bits; shifting left by 23 drops the exponent field. NaN gives 0
+    # bits, and p (NaN) * 0 stays NaN.
+    biased = builder.bitcast(builder.fadd(k, const(8388608.0 + 127.0)), _IDX16)
+    bits = builder.shl(biased, ir.Constant(_IDX16, [23] * LANES))
     return builder.fmul(p, builder.bitcast(bits, V16))
 
 

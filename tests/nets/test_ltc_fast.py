@@ -162,6 +162,35 @@ def test_kernel_logistic_keeps_nan():
     assert np.isnan(act).all()
 
 
+def _host_has_avx2() -> bool:
+    try:
+        import llvmlite.binding as llvm
+
+        return bool(llvm.get_host_cpu_features().get("avx2", False))
+    except Exception:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _host_has_avx2(), reason="needs an AVX2 host to run code compiled for haswell")
+def test_kernel_logistic_without_avx512(tmp_path):
+    """The vector logistic's non-AVX-512 branch (division, exponent bits built by hand) keeps NaN and its
+    accuracy: run the two logistic tests in a subprocess whose numba compiles for an AVX2 CPU (haswell),
+    so an AVX-512 machine checks the code an AVX2 machine runs (and vice versa)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NUMBA_CPU_NAME="haswell", NUMBA_CACHE_DIR=str(tmp_path))
+    code = ("from liquid_control.nets import simd; assert not simd.AVX512; "
+            "import tests.nets.test_ltc_fast as t; t.test_kernel_logistic_keeps_nan(); "
+            "[t.test_kernel_logistic_is_accurate(d, u) for d, u in ((np.float32, 4), (np.float64, 4))]")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = subprocess.run([sys.executable, "-c", "import numpy as np; " + code], env=env, cwd=root,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+
+
 @pytest.mark.parametrize("mapping", ["affine", "linear", "none"])
 def test_inference_path_reproduces_torch_mapping_bits(mapping):
     """No-grad LTC calls run the compat kernel with compiled mappings: bit-identical to mapping in torch."""
