@@ -32,7 +32,13 @@ from liquid_control.sim.quadrotor import (
     _apply_torque,
     _get_pose,
     _get_velocity,
+    quat_to_matrix,
 )
+
+try:
+    from liquid_control.sim import _flight_numba
+except ImportError:  # pragma: no cover - numba missing: FlightController.run calls the Python methods
+    _flight_numba = None
 
 ACTION_TYPES = ("velocity", "ctbr", "rpm")
 
@@ -80,6 +86,7 @@ class FlightController:
         self._inv_kf = 1.0 / pr.kf
         self._mass = pr.mass
         self.mode = "velocity"
+        self._k: np.ndarray | None = None  # constants of the compiled substep, built on first use
         self.reset()
 
     def reset(self) -> None:
@@ -209,174 +216,66 @@ class FlightController:
             rpm = self.rpm_des
         self.quad.apply(rpm)
 
+    def _kernel_constants(self) -> np.ndarray:
+        """The constants of the compiled substep (gains, limits, motor and body model), in its layout."""
+        q, g, kc = self.quad, self.gains, _flight_numba
+        k = np.zeros(kc.N_CONSTANTS)
+        k[[kc.K_DT, kc.K_BAND, kc.K_LIM, kc.K_KXY, kc.K_KIXY, kc.K_KVZ, kc.K_KIZ]] = (
+            q.dt, g.i_band, g.i_limit, g.k_vel_xy, g.ki_vel_xy, g.k_vel_z, g.ki_vel_z)
+        k[[kc.K_GZ_MIN, kc.K_TAN_TILT, kc.K_MASS, kc.K_KA, kc.K_MR, kc.K_GRAVITY]] = (
+            0.2 * GRAVITY, self._tan_tilt, self._mass, g.k_att, g.max_rate_pq, GRAVITY)
+        k[[kc.K_KP0, kc.K_KP1, kc.K_KP2]] = self._kp
+        k[[kc.K_INV_LEV4, kc.K_INV_C4, kc.K_FMAX, kc.K_IK]] = (
+            self._inv_lev4, self._inv_c4, self._fmax, self._inv_kf)
+        k[[kc.K_ALPHA, kc.K_MAX_RPM, kc.K_KF, kc.K_KM, kc.K_LEV]] = (
+            q.motor_alpha, q._max_rpm, q._kf, q._km, q._lev_kf)
+        k[[kc.K_GROUND, kc.K_PROP_R, kc.K_DRAG, kc.K_DRAG_XY, kc.K_DRAG_Z]] = (
+            float(q.ground_effect), q._prop_r, float(q.drag > 0.0), q._drag_xy, q._drag_z)
+        return k
+
     def run(self, n: int, step_fn: Callable[[int], Any]) -> None:
         """``n`` times: :meth:`substep`, ``step_fn(client)`` (``stepSimulation``), ``quad.read_state()``.
 
-        The fast path of the per-substep loop: the same float operations in the same order as those
-        three methods (so trajectories are bit-identical; ``tests/sim/test_quadrotor.py`` pins this), with
-        the controller, motor, force and read-back math inlined into one loop over local variables,
-        because at 240 Hz the Python call and attribute overhead of the composed methods costs more
-        than the physics step itself."""
+        The fast path of the per-substep loop: with numba, the controller and motor math of each substep
+        is one compiled call (``sim/_flight_numba.py``: the same float operations in the same order as
+        :meth:`substep` and ``Quadrotor.apply``, so trajectories are bit-identical to those methods;
+        ``tests/sim/test_quadrotor.py`` pins this) around the four PyBullet calls, because at 240 Hz the
+        Python version of that math costs more than the physics step itself. Without numba, the methods."""
         quad = self.quad
-        g = self.gains
-        mode = self.mode
         c = quad.client
+        if _flight_numba is None:
+            for _ in range(n):
+                self.substep()
+                step_fn(c)
+                quad.read_state()
+            return
+        if self._k is None:
+            self._k = self._kernel_constants()
+        k = self._k
+        it, w = self.integ, quad.rpm
+        u = np.array((*self.v_des, self.yaw_rate_des, *self.ctbr, *self.rpm_des, *quad.motor_gain, *quad.wind,
+                      it[0], it[1], it[2], w[0], w[1], w[2], w[3]))  # fmt: skip
+        kernel, mode = _flight_numba.substep, _flight_numba.MODES[self.mode]
         body = quad.body
         get_pose, get_vel, apply_force, apply_torque = _get_pose, _get_velocity, _apply_force, _apply_torque
-        sq = math.sqrt
-        # motor / body constants (Quadrotor.apply)
-        alpha, mx, kf, km, lev = quad.motor_alpha, quad._max_rpm, quad._kf, quad._km, quad._lev_kf
-        g0, g1, g2, g3 = quad.motor_gain
-        ground_effect, prop_r = quad.ground_effect, quad._prop_r
-        drag = quad.drag > 0.0
-        kdxy, kdz = quad._drag_xy, quad._drag_z
-        wind0, wind1, wind2 = quad.wind
-        w = quad.rpm
-        w0, w1, w2, w3 = w[0], w[1], w[2], w[3]
-        # controller constants (velocity_to_ctbr, ctbr_to_rpm)
-        dt = quad.dt
-        band, lim = g.i_band, g.i_limit
-        kxy, kixy, kvz, kiz = g.k_vel_xy, g.ki_vel_xy, g.k_vel_z, g.ki_vel_z
-        gz_min = 0.2 * GRAVITY
-        tan_tilt, m, ka, mr = self._tan_tilt, self._mass, g.k_att, g.max_rate_pq
-        kp0, kp1, kp2 = self._kp
-        inv_lev4, inv_c4, fmax, ik = self._inv_lev4, self._inv_c4, self._fmax, self._inv_kf
-        dx_, dy_, dz_ = self.v_des
-        yaw_rate_des = self.yaw_rate_des
-        it = self.integ
-        i0, i1, i2 = it[0], it[1], it[2]
-        thrust_c, pd_c, qd_c, rd_c = self.ctbr
-        rpm_des = self.rpm_des
-        # latest state (Quadrotor.read_state)
         pos, quat, vel, omega = quad.pos, quad.quat, quad.vel, quad.omega
-        R = quad.R
-        rates = quad.rates
         force = torque = None
         for _ in range(n):
-            # ---------------------------------------------------------- controller -> motor commands
-            if mode == "rpm":
-                r0, r1, r2, r3 = rpm_des
-            else:
-                if mode == "velocity":  # velocity_to_ctbr
-                    vx, vy, vz = vel
-                    ex, ey, ez = dx_ - vx, dy_ - vy, dz_ - vz
-                    if dt > 0.0:
-                        e = -band if ex < -band else (band if ex > band else ex)
-                        v = i0 + e * dt
-                        i0 = -lim if v < -lim else (lim if v > lim else v)
-                        e = -band if ey < -band else (band if ey > band else ey)
-                        v = i1 + e * dt
-                        i1 = -lim if v < -lim else (lim if v > lim else v)
-                        e = -band if ez < -band else (band if ez > band else ez)
-                        v = i2 + e * dt
-                        i2 = -lim if v < -lim else (lim if v > lim else v)
-                    ax = kxy * ex + kixy * i0
-                    ay = kxy * ey + kixy * i1
-                    gz = kvz * ez + kiz * i2 + GRAVITY
-                    if gz < gz_min:
-                        gz = gz_min
-                    amax = gz * tan_tilt
-                    an2 = ax * ax + ay * ay
-                    if an2 > amax * amax:
-                        k = amax / sq(an2)
-                        ax *= k
-                        ay *= k
-                    b3x, b3y, b3z = R[2], R[5], R[8]
-                    thrust = m * (ax * b3x + ay * b3y + gz * b3z)
-                    if thrust < 0.0:
-                        thrust = 0.0
-                    nrm = 1.0 / sq(ax * ax + ay * ay + gz * gz)
-                    ux, uy, uz = ax * nrm, ay * nrm, gz * nrm
-                    cx = b3y * uz - b3z * uy
-                    cy = b3z * ux - b3x * uz
-                    cz = b3x * uy - b3y * ux
-                    pd = ka * (R[0] * cx + R[3] * cy + R[6] * cz)
-                    qd = ka * (R[1] * cx + R[4] * cy + R[7] * cz)
-                    if b3x * ux + b3y * uy + b3z * uz < 0.0:
-                        nn = sq(pd * pd + qd * qd) or 1.0
-                        pd, qd = pd / nn * mr, qd / nn * mr
-                    pd = -mr if pd < -mr else (mr if pd > mr else pd)
-                    qd = -mr if qd < -mr else (mr if qd > mr else qd)
-                    rd = yaw_rate_des
-                else:
-                    thrust, pd, qd, rd = thrust_c, pd_c, qd_c, rd_c
-                # ctbr_to_rpm
-                p_, q_, r_ = rates
-                a = kp0 * (pd - p_) * inv_lev4
-                b = kp1 * (qd - q_) * inv_lev4
-                cc = kp2 * (rd - r_) * inv_c4
-                t4 = 0.25 * thrust
-                f0 = t4 - a - b - cc
-                f1 = t4 - a + b + cc
-                f2 = t4 + a + b - cc
-                f3 = t4 + a - b + cc
-                hi = max(f0, f1, f2, f3)
-                if hi > fmax:
-                    d = hi - fmax
-                    f0, f1, f2, f3 = f0 - d, f1 - d, f2 - d, f3 - d
-                r0 = sq(f0 * ik) if f0 > 0.0 else 0.0
-                r1 = sq(f1 * ik) if f1 > 0.0 else 0.0
-                r2 = sq(f2 * ik) if f2 > 0.0 else 0.0
-                r3 = sq(f3 * ik) if f3 > 0.0 else 0.0
-            # ---------------------------------------------------------- motors -> force/torque (apply)
-            c0 = r0 * g0
-            c1 = r1 * g1
-            c2 = r2 * g2
-            c3 = r3 * g3
-            c0 = 0.0 if c0 < 0.0 else (mx if c0 > mx else c0)
-            c1 = 0.0 if c1 < 0.0 else (mx if c1 > mx else c1)
-            c2 = 0.0 if c2 < 0.0 else (mx if c2 > mx else c2)
-            c3 = 0.0 if c3 < 0.0 else (mx if c3 > mx else c3)
-            w0 = w0 + alpha * (c0 - w0)
-            w1 = w1 + alpha * (c1 - w1)
-            w2 = w2 + alpha * (c2 - w2)
-            w3 = w3 + alpha * (c3 - w3)
-            s0, s1, s2, s3 = w0 * w0, w1 * w1, w2 * w2, w3 * w3
-            yaw_t = km * (s1 + s3 - s0 - s2)
-            thrust = kf * (s0 + s1 + s2 + s3)
-            tx = lev * (s2 + s3 - s0 - s1)
-            ty = lev * (s1 + s2 - s0 - s3)
-            if ground_effect:
-                h = pos[2]
-                h = prop_r if h < prop_r else h
-                ratio = prop_r / (4.0 * h)
-                thrust = thrust / (1.0 - ratio * ratio)
-            fx = fy = 0.0
-            fz = thrust
-            if drag:
-                ax = vel[0] - wind0
-                ay = vel[1] - wind1
-                az = vel[2] - wind2
-                dx, dy, dz = -kdxy * ax, -kdxy * ay, -kdz * az
-                fx = R[0] * dx + R[3] * dy + R[6] * dz
-                fy = R[1] * dx + R[4] * dy + R[7] * dz
-                fz += R[2] * dx + R[5] * dy + R[8] * dz
-            force = (fx, fy, fz)
-            torque = (tx, ty, yaw_t)
+            force, torque = kernel(mode, k, u, pos, quat, vel, omega)
             apply_force(body, -1, force, _ORIGIN, _LINK_FRAME, c)
             apply_torque(body, -1, torque, _LINK_FRAME, c)
-            # ---------------------------------------------------------- physics, then read back (read_state)
             step_fn(c)
             pos, quat = get_pose(body, c)
             vel, omega = get_vel(body, c)
-            qx, qy, qz, qw = quat
-            xx, yy, zz = qx * qx, qy * qy, qz * qz
-            xy, xz, yz = qx * qy, qx * qz, qy * qz
-            wx, wy, wz = qw * qx, qw * qy, qw * qz
-            R = (
-                1.0 - 2.0 * (yy + zz), 2.0 * (xy - wz), 2.0 * (xz + wy),
-                2.0 * (xy + wz), 1.0 - 2.0 * (xx + zz), 2.0 * (yz - wx),
-                2.0 * (xz - wy), 2.0 * (yz + wx), 1.0 - 2.0 * (xx + yy),
-            )  # fmt: skip
-            ox, oy, oz = omega
-            rates = (
-                R[0] * ox + R[3] * oy + R[6] * oz,
-                R[1] * ox + R[4] * oy + R[7] * oz,
-                R[2] * ox + R[5] * oy + R[8] * oz,
-            )
-        w[0], w[1], w[2], w[3] = w0, w1, w2, w3
-        it[0], it[1], it[2] = i0, i1, i2
-        quad.pos, quad.quat, quad.vel, quad.omega, quad.R, quad.rates = pos, quat, vel, omega, R, rates
+        kc = _flight_numba
+        w[0], w[1], w[2], w[3] = u[kc.U_W0:kc.U_W3 + 1].tolist()
+        it[0], it[1], it[2] = u[kc.U_I0:kc.U_I2 + 1].tolist()
+        quad.pos, quad.quat, quad.vel, quad.omega = pos, quat, vel, omega
+        R = quat_to_matrix(*quat)
+        ox, oy, oz = omega
+        quad.R = R
+        quad.rates = (R[0] * ox + R[3] * oy + R[6] * oz, R[1] * ox + R[4] * oy + R[7] * oz,
+                      R[2] * ox + R[5] * oy + R[8] * oz)
         if force is not None:
             quad.last_force, quad.last_torque = force, torque
 
