@@ -12,10 +12,11 @@ The raw loop starts from the env's reset state and applies nothing, so a drone f
 the ground (a ground contact every step, which costs more than free flight) and the rover stands still.
 For the drones a second, airborne reference is reported too (``airborne_*``): the body held in the air
 by one ``applyExternalForce`` of its weight per substep, the least a flying body needs, i.e. the
-physics workload the env actually has; it is the stricter ceiling. Envs whose range sensor casts with
-``rayTestBatch`` (DroneNav) also get a raw ray reference (``raw_ray_scans_per_cpu_s``: the same rays,
-from the reset pose, as one ``rayTestBatch`` call of precomputed lists per scan) and the ceiling of
-airborne physics plus one such scan per control step (``airborne_raw_plus_rays_*``). Per-CPU-second
+physics workload the env actually has; it is the stricter ceiling. Envs whose range sensor casts rays in
+3D (DroneNav: a ring with tilted rays, cast exactly on the layout's prisms) also get a ray reference:
+the same rays from the reset pose as one raw PyBullet ``rayTestBatch`` call of precomputed lists per
+scan (``raw_ray_scans_per_cpu_s``), next to the env sensor's own scans (``exact_ray_scans_per_cpu_s``)
+and their ratio (``ray_cast_speedup_vs_raytestbatch``). Per-CPU-second
 figures (``time.process_time``) are given next to wall-clock ones because on a loaded machine only they
 and same-run ratios are meaningful.
 """
@@ -101,11 +102,10 @@ def env_steps_per_s(env_id: str, steps: int, seed: int = 0) -> dict[str, Any]:
         out.update({"airborne_raw_env_equivalent_steps_per_cpu_s": air_per_cpu,
                     "fraction_of_airborne_raw_per_cpu": env_per_cpu / air_per_cpu})
     if rays_cpu is not None:
-        out["raw_ray_scans_per_cpu_s"] = steps / max(rays_cpu, 1e-9)
-        if airborne_cpu is not None:
-            ceiling = steps / max(airborne_cpu + rays_cpu, 1e-9)
-            out.update({"airborne_raw_plus_rays_env_equivalent_steps_per_cpu_s": ceiling,
-                        "fraction_of_airborne_raw_plus_rays_per_cpu": env_per_cpu / ceiling})
+        raw_cpu_s, exact_cpu_s = rays_cpu
+        out.update({"raw_ray_scans_per_cpu_s": steps / max(raw_cpu_s, 1e-9),
+                    "exact_ray_scans_per_cpu_s": steps / max(exact_cpu_s, 1e-9),
+                    "ray_cast_speedup_vs_raytestbatch": raw_cpu_s / max(exact_cpu_s, 1e-9)})
     out["load_average_1min"] = os.getloadavg()[0]
     return out
 
@@ -129,24 +129,31 @@ def _airborne_raw_cpu(env: Any, seed: int, n_phys: int) -> float | None:
     return time.process_time() - c0
 
 
-def _raw_rays_cpu(env: Any, seed: int, scans: int) -> float | None:
-    """CPU seconds of ``scans`` raw ``rayTestBatch`` calls of the env's range-sensor rays from the reset
-    pose (precomputed from/to lists), or None when its sensor does not cast with ``rayTestBatch``."""
+def _raw_rays_cpu(env: Any, seed: int, scans: int) -> tuple[float, float] | None:
+    """CPU seconds of ``scans`` raw ``rayTestBatch`` calls of the env's 3D range-sensor rays from the reset
+    pose (precomputed from/to lists) and of as many scans by the env's own sensor, or None when its sensor
+    casts in the plane (the rover)."""
     import pybullet as p
 
-    from liquid_control.sim.sensors import RangeSensor
+    from liquid_control.sim.sensors import ExactRangeSensor
 
     env.reset(seed=seed)  # the reset observation cast the rays once: their from/to points are the sensor's
     sensor = getattr(env.unwrapped, "sensor", None)
-    if not isinstance(sensor, RangeSensor):
+    if not isinstance(sensor, ExactRangeSensor):
         return None
     c = env.unwrapped.world.client
     frm, to = np.asarray(sensor.last_from).tolist(), sensor.last_to.tolist()
+    u = env.unwrapped
+    cy, sy = np.cos(u.yaw), np.sin(u.yaw)
+    position, heading = np.asarray(u.position), np.array([[cy, -sy, 0.0], [sy, cy, 0.0], [0.0, 0.0, 1.0]])
     ray = p.rayTestBatch
     c0 = time.process_time()
     for _ in range(scans):
         ray(frm, to, physicsClientId=c)
-    return time.process_time() - c0
+    c1 = time.process_time()
+    for _ in range(scans):
+        sensor.scan(position, heading)
+    return c1 - c0, time.process_time() - c1
 
 
 IPC_REFERENCE = "CartPole-v1"  # a Gymnasium env whose step costs ~nothing next to a pipe round trip
@@ -218,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
     with open(args.out, "w") as f:
         json.dump(out, f, indent=2)
     print(f"{'env':32s} {'steps/s':>9s} {'/cpu-s':>8s} {'raw-phys eq.':>12s} {'of raw':>7s} "
-          f"{'/cpu':>5s} {'air/cpu':>7s} {'+rays':>6s} {'vec1':>8s} {'vec2':>8s} {'2v1':>5s}")
+          f"{'/cpu':>5s} {'air/cpu':>7s} {'cast x':>6s} {'vec1':>8s} {'vec2':>8s} {'2v1':>5s}")
     for env_id, r in out["envs"].items():
         if "skipped" in r:
             print(f"{env_id:32s} skipped ({r['skipped'][:60]})")
@@ -228,12 +235,12 @@ def run(args: argparse.Namespace) -> int:
             vec = (f"{r['subproc_1_steps_per_s']:8.0f} {r['subproc_2_steps_per_s']:8.0f} "
                    f"{r['subproc_speedup_2v1']:5.2f}")
         air = r.get("fraction_of_airborne_raw_per_cpu")
-        rays = r.get("fraction_of_airborne_raw_plus_rays_per_cpu")
+        rays = r.get("ray_cast_speedup_vs_raytestbatch")
         print(f"{env_id:32s} {r['env_steps_per_s']:9.0f} {r['env_steps_per_cpu_s']:8.0f} "
               f"{r['raw_env_equivalent_steps_per_s']:12.0f} "
               f"{r['fraction_of_raw_limit']:7.2f} {r['fraction_of_raw_limit_per_cpu']:5.2f} "
               f"{'-' if air is None else format(air, '.2f'):>7s} "
-              f"{'-' if rays is None else format(rays, '.2f'):>6s} {vec}")
+              f"{'-' if rays is None else format(rays, '.1f'):>6s} {vec}")
     if "ipc_reference" in out:
         ipc = out["ipc_reference"]
         print(f"SubprocVecEnv round trip of {ipc['env']} (a near-free env): {ipc['round_trip_us']:.0f} us "

@@ -1,11 +1,13 @@
-"""Compiled (numba) inner loop of :meth:`liquid_control.sim.sensors.PlanarScene.cast`.
+"""Compiled (numba) inner loops of :class:`liquid_control.sim.sensors.PlanarScene`'s casts and clearance.
 
 It takes the per-obstacle angular extents and geometry that ``cast`` computes with numpy (all the
 transcendental functions stay in numpy, so their results are numpy's) and does the rest (ray index ranges,
 the (ray, obstacle) pair tests and the per-ray minimum) in one loop, with the same float operations in
 the same order as the numpy formulation (no fastmath, so no fused multiply-adds): the readings are
 bit-identical to it (``tests/sim/test_sensors.py`` checks this on many random casts).
-Import fails cleanly when numba is missing; ``cast`` then uses the numpy formulation.
+``cast_prisms`` (rays in any direction on the prisms and the ground, ``PlanarScene.cast_rays``) is a
+plain loop over (ray, obstacle) pairs; it agrees with its numpy formulation to rounding (tested).
+Import fails cleanly when numba is missing; the methods then use their numpy formulations.
 """
 
 from __future__ import annotations
@@ -186,3 +188,80 @@ def clearance(x: float, y: float, cyl_x: np.ndarray, cyl_y: np.ndarray, cyl_r: n
         if d < bb:
             bb = d
     return best if best < bb else bb
+
+
+@numba.njit(**_OPTS)
+def cast_prisms(ox: float, oy: float, oz: float, dirs: np.ndarray, max_range: float, cyl_x: np.ndarray,
+                cyl_y: np.ndarray, cyl_r: np.ndarray, cyl_top: np.ndarray, box_x: np.ndarray,
+                box_y: np.ndarray, cs: np.ndarray, sn: np.ndarray, hx: np.ndarray, hy: np.ndarray,
+                box_top: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled (tested
+    # through PlanarScene.cast_rays)
+    """:meth:`PlanarScene.cast_rays` in one loop: for each ray (unit ``dirs[i]``) the distance to the first of
+    the ground plane z = 0 and the vertical prisms (cylinders and yawed boxes standing on the ground, up to
+    their ``top``), or ``max_range``; each prism is the intersection of its footprint's and its height's
+    intervals along the ray."""
+    inf = np.inf
+    for i in range(dirs.shape[0]):
+        dx, dy, dz = dirs[i, 0], dirs[i, 1], dirs[i, 2]
+        best = max_range
+        if dz < 0.0:
+            t = -oz / dz
+            if t < best:
+                best = t
+        a = dx * dx + dy * dy
+        for j in range(len(cyl_x)):
+            # height interval [0, top] along the ray
+            top = cyl_top[j]
+            if dz > 0.0:
+                z0, z1 = -oz / dz, (top - oz) / dz
+            elif dz < 0.0:
+                z0, z1 = (top - oz) / dz, -oz / dz
+            elif 0.0 <= oz <= top:
+                z0, z1 = -inf, inf
+            else:
+                continue
+            px, py, r = ox - cyl_x[j], oy - cyl_y[j], cyl_r[j]
+            c0 = px * px + py * py - r * r
+            if a < 1e-18:  # vertical ray: inside the footprint or never
+                if c0 > 0.0:
+                    continue
+                f0, f1 = -inf, inf
+            else:
+                b = px * dx + py * dy
+                disc = b * b - a * c0
+                if disc < 0.0:
+                    continue
+                s = math.sqrt(disc)
+                f0, f1 = (-b - s) / a, (-b + s) / a
+            lo = max(f0, z0, 0.0)
+            if lo <= min(f1, z1) and lo < best:
+                best = lo
+        for j in range(len(box_x)):
+            top = box_top[j]
+            if dz > 0.0:
+                z0, z1 = -oz / dz, (top - oz) / dz
+            elif dz < 0.0:
+                z0, z1 = (top - oz) / dz, -oz / dz
+            elif 0.0 <= oz <= top:
+                z0, z1 = -inf, inf
+            else:
+                continue
+            wx, wy = ox - box_x[j], oy - box_y[j]
+            qx, qy = cs[j] * wx + sn[j] * wy, cs[j] * wy - sn[j] * wx  # origin in the box frame
+            vx, vy = cs[j] * dx + sn[j] * dy, cs[j] * dy - sn[j] * dx
+            lo, hi = max(z0, 0.0), z1
+            if abs(vx) < 1e-12:
+                if abs(qx) > hx[j]:
+                    continue
+            else:
+                t0, t1 = (-hx[j] - qx) / vx, (hx[j] - qx) / vx
+                lo, hi = max(lo, min(t0, t1)), min(hi, max(t0, t1))
+            if abs(vy) < 1e-12:
+                if abs(qy) > hy[j]:
+                    continue
+            else:
+                t0, t1 = (-hy[j] - qy) / vy, (hy[j] - qy) / vy
+                lo, hi = max(lo, min(t0, t1)), min(hi, max(t0, t1))
+            if lo <= hi and lo < best:
+                best = lo
+        out[i] = best

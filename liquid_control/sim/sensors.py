@@ -124,6 +124,9 @@ class PlanarScene:
         self._box_nhx, self._box_nhy = -self._box_hx, -self._box_hy
         self._aranges: dict[int, np.ndarray] = {}
         self._work: dict[str, np.ndarray] | None = None  # buffers of the compiled cast
+        # tops of the vertical prisms (every obstacle stands on z = 0), for cast_rays
+        self._cyl_top = np.ascontiguousarray(layout.cylinders[:, 3], dtype=np.float64)
+        self._box_top = np.ascontiguousarray(2.0 * b[:, 5], dtype=np.float64)
 
     def _cast_compiled(self, ox: float, oy: float, theta0: float, dtheta: float, n: int, full_circle: bool,
                        best: np.ndarray) -> np.ndarray:
@@ -255,6 +258,62 @@ class PlanarScene:
         np.minimum.at(best, k, t)
         return best
 
+    def cast_rays(self, origin: np.ndarray, dirs: np.ndarray, max_range: float,
+                  compiled: bool = True) -> np.ndarray:
+        """Hit distances (m; ``max_range`` when nothing is hit) of rays in any direction (unit ``dirs``,
+        (n, 3), world frame) from ``origin`` (x, y, z) on the ground plane z = 0 and the obstacles as the
+        vertical prisms they are (cylinders and yawed boxes from the ground to their height): exact, where
+        ``rayTestBatch`` hits convex shapes within Bullet's collision margin. A prism is hit where the
+        ray's intervals inside its footprint and inside its height overlap. In a compiled loop when numba
+        is available (``compiled``), else this numpy formulation (the tests compare them)."""
+        ox, oy, oz = (float(v) for v in origin[:3])
+        dirs = np.ascontiguousarray(dirs, dtype=np.float64).reshape(-1, 3)
+        if _cast_numba is not None and compiled:
+            out = np.empty(len(dirs))
+            _cast_numba.cast_prisms(ox, oy, oz, dirs, float(max_range), self._cyl_x, self._cyl_y, self._cyl_r,
+                                    self._cyl_top, self._box_x, self._box_y, self.box_cos, self.box_sin,
+                                    self._box_hx, self._box_hy, self._box_top, out)  # fmt: skip
+            return out
+        dx, dy, dz = dirs[:, :1], dirs[:, 1:2], dirs[:, 2:]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            best = np.where(dirs[:, 2] < 0.0, -oz / dirs[:, 2], np.inf)
+
+            def height_interval(top: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                flat = np.where((0.0 <= oz) & (oz <= top), -np.inf, np.inf)  # dz = 0: always or never
+                z0 = np.where(dz > 0, -oz / dz, np.where(dz < 0, (top - oz) / dz, flat))
+                z1 = np.where(dz > 0, (top - oz) / dz, np.where(dz < 0, -oz / dz, -flat))
+                return z0, z1
+
+            if len(self.cyl):
+                z0, z1 = height_interval(self._cyl_top)
+                px, py, r = ox - self._cyl_x, oy - self._cyl_y, self._cyl_r
+                a = dx * dx + dy * dy
+                c0 = px * px + py * py - r * r
+                b = px * dx + py * dy
+                disc = b * b - a * c0
+                sq = np.sqrt(np.maximum(disc, 0.0))
+                vertical = a < 1e-18
+                f0 = np.where(vertical, np.where(c0 > 0, np.inf, -np.inf), (-b - sq) / a)
+                f1 = np.where(vertical, np.where(c0 > 0, -np.inf, np.inf), (-b + sq) / a)
+                f0 = np.where(~vertical & (disc < 0), np.inf, f0)
+                lo = np.maximum(np.maximum(f0, z0), 0.0)
+                hit = lo <= np.minimum(f1, z1)
+                best = np.minimum(best, np.where(hit, lo, np.inf).min(1))
+            if len(self.box_c):
+                lo, hi = height_interval(self._box_top)
+                lo = np.maximum(lo, 0.0)
+                cs, sn = self.box_cos, self.box_sin
+                wx, wy = ox - self._box_x, oy - self._box_y
+                for q, v, h in ((cs * wx + sn * wy, cs * dx + sn * dy, self._box_hx),
+                                (cs * wy - sn * wx, cs * dy - sn * dx, self._box_hy)):
+                    par = np.abs(v) < 1e-12
+                    t0, t1 = (-h - q) / v, (h - q) / v
+                    lo = np.where(par, np.where(np.abs(q) > h, np.inf, lo),
+                                  np.maximum(lo, np.minimum(t0, t1)))
+                    hi = np.where(par, hi, np.minimum(hi, np.maximum(t0, t1)))
+                best = np.minimum(best, np.where(lo <= hi, lo, np.inf).min(1))
+        return np.minimum(best, float(max_range))
+
     def clearance(self, xy: np.ndarray, compiled: bool = True) -> float:
         """Distance (m) from ``xy`` to the nearest obstacle surface (negative inside one); in a compiled loop
         when numba is available (``compiled``; same floats as the numpy formulation)."""
@@ -328,6 +387,35 @@ class PlanarRangeSensor:
         c, s = np.cos(self._yaw), np.sin(self._yaw)
         world = dirs @ np.array([[c, s], [-s, c]])
         return np.broadcast_to(self._origin[:2], world.shape), self._origin[:2] + world * self.max_range
+
+
+class ExactRangeSensor:
+    """Same interface as :class:`RangeSensor` for rays in any direction (a ring with tilted rays, a depth
+    image), cast exactly on a :class:`PlanarScene`'s prisms and the ground (:meth:`PlanarScene.cast_rays`)
+    instead of with ``rayTestBatch``, whose call was half of a DroneNav step."""
+
+    def __init__(self, scene: PlanarScene, directions: np.ndarray, max_range: float,
+                 offset=(0.0, 0.0, 0.0)) -> None:
+        if max_range <= 0:
+            raise ValueError(f"sensor range must be > 0, got {max_range}")
+        self.scene = scene
+        self.directions = np.asarray(directions, dtype=np.float64)
+        self.max_range = float(max_range)
+        self.offset = np.asarray(offset, dtype=np.float64)
+        self._origin = np.zeros(3)
+        self.last_to = np.zeros((len(self.directions), 3))
+
+    n = RangeSensor.n
+    last_from = RangeSensor.last_from
+    segments = RangeSensor.segments
+
+    def scan(self, position: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+        """Normalised ranges of all rays from ``position`` with body rotation matrix ``rotation`` (3x3)."""
+        origin = position + rotation @ self.offset
+        dirs = self.directions @ rotation.T
+        self._origin = origin
+        self.last_to = origin + dirs * self.max_range
+        return self.scene.cast_rays(origin, dirs, self.max_range) / self.max_range
 
 
 def clearance(layout: Layout, xy: np.ndarray) -> float:

@@ -43,11 +43,10 @@ def test_bench_envs_dronenav_has_a_raw_ray_reference(tmp_path):
     assert main(["bench", "envs", "--steps", "20", "--no-vec", "--env", "LiquidControl/DroneNav-v0",
                  "--out", str(out)]) == 0
     r = json.loads(out.read_text())["envs"]["LiquidControl/DroneNav-v0"]
-    assert r["raw_ray_scans_per_cpu_s"] > 0
-    # the ceiling of airborne physics plus one raw scan per step is below the physics-only one
-    assert (r["airborne_raw_plus_rays_env_equivalent_steps_per_cpu_s"]
-            < r["airborne_raw_env_equivalent_steps_per_cpu_s"])
-    assert 0 < r["fraction_of_airborne_raw_plus_rays_per_cpu"] < 1.5
+    assert r["raw_ray_scans_per_cpu_s"] > 0 and r["exact_ray_scans_per_cpu_s"] > 0
+    assert r["ray_cast_speedup_vs_raytestbatch"] == pytest.approx(
+        r["exact_ray_scans_per_cpu_s"] / r["raw_ray_scans_per_cpu_s"])
+    assert 0 < r["fraction_of_airborne_raw_per_cpu"] < 1.5
 
 
 def test_bench_envs_rejects_bad_input(tmp_path):

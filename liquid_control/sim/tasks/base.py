@@ -45,7 +45,13 @@ from liquid_control.sim.layouts import (
     layout_seed_for,
     occupancy_grid,
 )
-from liquid_control.sim.sensors import PlanarRangeSensor, PlanarScene, RangeSensor, corrupt, ring_directions
+from liquid_control.sim.sensors import (
+    ExactRangeSensor,
+    PlanarRangeSensor,
+    PlanarScene,
+    corrupt,
+    ring_directions,
+)
 from liquid_control.sim.world import World
 
 # Bullet keeps contact points only within 0.02 m (its contact breaking threshold), so a body whose 2D
@@ -87,7 +93,6 @@ class NavTask(gym.Env):
     DEFAULT_FOV = 360.0
     DEFAULT_DENSITY = 0.3
     SENSORS: tuple[str, ...] = ("rays",)
-    PLANAR_RAYS = True  # cast horizontal ray fans exactly on the layout instead of rayTestBatch
     RENDER_PX = 480
 
     # ------------------------------------------------------------------ options
@@ -141,7 +146,7 @@ class NavTask(gym.Env):
         self.world = World(gui=render_mode == "human", timestep=1.0 / self.PHYSICS_HZ)
         r = self.options["rays"]
         self.ray_dirs = ring_directions(int(r["count"]), float(r["fov"]), **self.extra_ray_kwargs())
-        self.sensor: RangeSensor | None = None
+        self.sensor: ExactRangeSensor | PlanarRangeSensor | None = None
         self.layout: Layout | None = None
         self.rng = np.random.default_rng(0)
         self._bg: np.ndarray | None = None
@@ -289,13 +294,14 @@ class NavTask(gym.Env):
         return out
 
     # ------------------------------------------------------------------ subclass hooks
-    def make_sensor(self) -> RangeSensor | PlanarRangeSensor:
-        """The range sensor for this episode: exact planar casts on the layout when every ray is
-        horizontal (``PLANAR_RAYS``; the obstacles are vertical extrusions), else ``rayTestBatch``."""
+    def make_sensor(self) -> ExactRangeSensor | PlanarRangeSensor:
+        """The range sensor for this episode, exact on the layout (its obstacles are vertical prisms on
+        the ground): the planar fan cast when every ray is horizontal, else the prism cast of rays in any
+        direction (both much cheaper than PyBullet's ``rayTestBatch``, which hits within a margin)."""
         rng = float(self.options["rays"]["range"])
-        if self.PLANAR_RAYS and np.all(np.abs(self.ray_dirs[:, 2]) < 1e-9):
+        if np.all(np.abs(self.ray_dirs[:, 2]) < 1e-9):
             return PlanarRangeSensor(self.scene, self.ray_dirs, rng, offset=self.sensor_offset())
-        return RangeSensor(self.world.client, self.ray_dirs, rng, offset=self.sensor_offset())
+        return ExactRangeSensor(self.scene, self.ray_dirs, rng, offset=self.sensor_offset())
 
     def sensor_offset(self) -> tuple[float, float, float]:
         return (0.0, 0.0, 0.0)

@@ -32,7 +32,7 @@ from liquid_control.sim.camera import chase_camera
 from liquid_control.sim.layouts import DRONE_FAMILIES, Layout
 from liquid_control.sim.options import Opt
 from liquid_control.sim.quadrotor import CF2X
-from liquid_control.sim.sensors import RangeSensor, corrupt
+from liquid_control.sim.sensors import ExactRangeSensor, corrupt
 from liquid_control.sim.tasks.base import NO_CONTACT_CLEARANCE, NavTask, observation_parts
 from liquid_control.sim.tasks.drone_common import DRONE_SCHEMA, NO_GROUND_CONTACT_Z, DroneRig
 
@@ -103,7 +103,7 @@ class DroneNavEnv(NavTask):
         dp = self.options["depth"]
         self.depth_shape = (int(dp["height"]), int(dp["width"]))
         self.depth_dirs = depth_directions(int(dp["width"]), int(dp["height"]), float(dp["fov"]))
-        self.depth_sensor: RangeSensor | None = None
+        self.depth_sensor: ExactRangeSensor | None = None
         self.rig = DroneRig(self.world.client, self.options, self.substeps)  # rebuilt on every reset
         self.action_space = self.rig.actions.space
         parts = []
@@ -124,8 +124,8 @@ class DroneNavEnv(NavTask):
         self.body_id = self.rig.quad.body
         x, y, yaw = layout.start
         self.rig.reset(self.rng, (x, y, self.flight_altitude), (0.0, 0.0, yaw))
-        self.depth_sensor = (RangeSensor(c, self.depth_dirs, float(self.options["rays"]["range"]))
-                             if self.use_depth else None)
+        rng = float(self.options["rays"]["range"])
+        self.depth_sensor = ExactRangeSensor(self.scene, self.depth_dirs, rng) if self.use_depth else None
         self._top = layout.ceiling - CEILING_MARGIN
         self._last_clearance = np.inf
 
