@@ -83,6 +83,7 @@ def env_section(root: Path, env: str, by_policy: dict[str, dict[str, dict]]) -> 
     lines += ppo_section(by_policy)
     lines += seeds_section(root, env, order(list(by_policy)))
     lines += seed_suites_section(root, env, order(list(by_policy)))
+    lines += reevaluation_note(root, env, order(list(by_policy)))
     robust = root / "results" / f"{env}-robustness" / "robustness.json"
     if robust.exists():
         lines += robustness_section(root, robust)
@@ -171,6 +172,21 @@ def seeds_section(root: Path, env: str, policies: list[str]) -> list[str]:
             "mean ± sd over seeds", "",
             "| policy | seeds | val success per seed | test success per seed | test, mean ± sd over seeds |",
             "|---|---|---|---|---|", *rows, ""]
+
+
+def reevaluation_note(root: Path, env: str, policies: list[str]) -> list[str]:
+    """Which shipped cards were re-evaluated after an env change (``scripts/reevaluate_zoo.py``): their
+    suite tables are current, their training-seed records (val, non-shipped seeds) predate the change."""
+    changes: dict[tuple[str, str], list[str]] = {}
+    for policy in policies:
+        card = root / "policies" / f"{env}-{policy}" / "card.json"
+        data = json.loads(card.read_text()) if card.exists() else {}
+        for r in data.get("evaluation", {}).get("reevaluated") or []:
+            changes.setdefault((r["date"], r["why"]), []).append(policy)
+    return [f"**Re-evaluated {date}** ({why}): {', '.join(names)}. Their suite tables above are measured "
+            "after the change; the training-seed tables keep what was measured when the seeds were trained "
+            "and selected, before it (non-shipped checkpoints are not kept, so those cannot be re-run)."
+            "\n" for (date, why), names in sorted(changes.items())]
 
 
 def robustness_section(root: Path, path: Path) -> list[str]:

@@ -211,3 +211,37 @@ def test_train_imitation_runs_the_whole_pipeline(load_script, tmp_path: Path, mo
     card = json.loads((out / "policy" / "card.json").read_text())
     assert card["config"]["chunk_len"] == 16 and card["config"]["burn_in"] == 4
     assert json.loads((out / "policy" / "config.json").read_text())["policy"]["log_rays"] == [0, 64]
+
+
+def test_reevaluate_zoo_rewrites_suites_and_records_why(tmp_path: Path, load_script, monkeypatch):
+    """scripts/reevaluate_zoo.py: every card of the env (only those) is evaluated on every suite with its own
+    episode count, its evaluation block replaced and the reason appended; unknown names fail cleanly."""
+    script = load_script("reevaluate_zoo")
+    monkeypatch.setattr(script, "ROOT", tmp_path)  # never touch the repository's policies/
+    calls = []
+
+    def fake_suites(policy, args, dest):
+        calls.append((Path(policy).name, args.env, args.eval_episodes, dest))
+        return {"test": {"success_rate": _m(0.25)}}
+
+    monkeypatch.setattr(script, "evaluate_suites", fake_suites)
+    old = {"evaluation": {"episodes": 30, "seed": 0, "suites": {"test": {"success_rate": _m(0.5)}}},
+           "selection": {"seeds": []}}
+    for name in ("dronenav-ltc", "dronenav-mlp-ppo", "rovernav-ltc"):
+        (tmp_path / "policies" / name).mkdir(parents=True)
+        (tmp_path / "policies" / name / "card.json").write_text(json.dumps(old))
+    assert script.main(["--env", "LiquidControl/DroneNav-v0", "--why", "new sensor", "--workers", "1"]) == 0
+    assert [(c[0], c[1], c[2]) for c in calls] == [("dronenav-ltc", "LiquidControl/DroneNav-v0", 30),
+                                                   ("dronenav-mlp-ppo", "LiquidControl/DroneNav-v0", 30)]
+    assert calls[0][3] == tmp_path / "results" / "dronenav-ltc"
+    card = json.loads((tmp_path / "policies" / "dronenav-ltc" / "card.json").read_text())
+    assert card["evaluation"]["suites"]["test"]["success_rate"]["mean"] == 0.25
+    assert [r["why"] for r in card["evaluation"]["reevaluated"]] == ["new sensor"]
+    assert card["selection"] == old["selection"]  # training records stay as they were
+    rover = json.loads((tmp_path / "policies" / "rovernav-ltc" / "card.json").read_text())
+    assert rover == old
+    assert script.main(["--env", "LiquidControl/DroneNav-v0", "--why", "x", "--only", "dronenav-gru"]) == 2
+    tables = load_script("make_tables")
+    note = tables.reevaluation_note(tmp_path, "dronenav", ["ltc", "mlp-ppo", "gru"])
+    assert len(note) == 1 and "new sensor" in note[0] and "ltc, mlp-ppo" in note[0]
+    assert tables.reevaluation_note(tmp_path, "rovernav", ["ltc"]) == []
