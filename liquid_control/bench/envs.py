@@ -6,7 +6,9 @@ the same run, as the physics-only ceiling; and ``SubprocVecEnv`` throughput with
 the same measurement for Gymnasium's CartPole (``ipc_reference``: an env that costs ~nothing, so its
 steps/s is the pipe round trip of SB3's worker protocol, the ceiling of any 1-worker figure and the reason
 a fast env cannot scale: with 2 workers on 2 cores the main process's half of every round trip is
-serial). Writes JSON and prints a table.
+serial). Next to each env's 2-vs-1 ratio, ``busy_reference`` is the same measurement for a stand-in env
+(:class:`BusyEnv`) that only busy-waits the env's own single-process step time: what SubprocVecEnv gives
+any env of that cost on this machine. Writes JSON and prints a table.
 
 The raw loop starts from the env's reset state and applies nothing, so a drone falls and then rests on
 the ground (a ground contact every step, which costs more than free flight) and the rover stands still.
@@ -159,19 +161,46 @@ def _raw_rays_cpu(env: Any, seed: int, scans: int) -> tuple[float, float] | None
 IPC_REFERENCE = "CartPole-v1"  # a Gymnasium env whose step costs ~nothing next to a pipe round trip
 
 
-def _make(env_id: str):
+class BusyEnv(gym.Env):
+    """A stand-in env whose step busy-waits ``step_us`` microseconds (CPU work, like a simulator) and
+    returns observations and actions of the given sizes: the SubprocVecEnv reference of an env of the
+    same per-step cost (``busy_reference``), which separates what the worker protocol on this machine
+    allows from what an env itself does."""
+
+    def __init__(self, step_us: float, obs_dim: int, act_dim: int) -> None:
+        self.step_s = float(step_us) * 1e-6
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, (obs_dim,), np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (act_dim,), np.float32)
+        self._obs = np.zeros(obs_dim, np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        return self._obs.copy(), {}
+
+    def step(self, action):
+        end = time.perf_counter() + self.step_s
+        while time.perf_counter() < end:
+            pass
+        return self._obs.copy(), 0.0, False, False, {}
+
+
+def _make(env_id: str, busy: tuple[float, int, int] | None = None):
     def thunk():
+        if busy is not None:
+            return BusyEnv(*busy)
         import liquid_control  # noqa: F401  (registers ids in the worker)
 
         return gym.make(env_id)
     return thunk
 
 
-def vec_steps_per_s(env_id: str, n_envs: int, steps: int, seed: int = 0) -> float:
-    """Total env steps/s of a SubprocVecEnv with ``n_envs`` workers (random actions)."""
+def vec_steps_per_s(env_id: str, n_envs: int, steps: int, seed: int = 0,
+                    busy: tuple[float, int, int] | None = None) -> float:
+    """Total env steps/s of a SubprocVecEnv with ``n_envs`` workers (random actions); with ``busy``
+    (step_us, obs_dim, act_dim) of a :class:`BusyEnv` instead of ``env_id``."""
     from stable_baselines3.common.vec_env import SubprocVecEnv
 
-    vec = SubprocVecEnv([_make(env_id) for _ in range(n_envs)])
+    vec = SubprocVecEnv([_make(env_id, busy) for _ in range(n_envs)])
     try:
         vec.seed(seed)
         vec.reset()
@@ -221,11 +250,19 @@ def run(args: argparse.Namespace) -> int:
             two = vec_steps_per_s(env_id, 2, steps)
             res.update({"subproc_1_steps_per_s": one, "subproc_2_steps_per_s": two,
                         "subproc_speedup_2v1": two / one})
+            # the same protocol around a stand-in that only burns the env's own single-process step time
+            space = gym.make(env_id)
+            busy = (1e6 / res["env_steps_per_s"], int(np.prod(space.observation_space.shape)),
+                    int(np.prod(space.action_space.shape)))
+            space.close()
+            b1, b2 = (vec_steps_per_s(env_id, n, steps, busy=busy) for n in (1, 2))
+            res["busy_reference"] = {"step_us": busy[0], "subproc_1_steps_per_s": b1,
+                                     "subproc_2_steps_per_s": b2, "subproc_speedup_2v1": b2 / b1}
         out["envs"][env_id] = res
     with open(args.out, "w") as f:
         json.dump(out, f, indent=2)
     print(f"{'env':32s} {'steps/s':>9s} {'/cpu-s':>8s} {'raw-phys eq.':>12s} {'of raw':>7s} "
-          f"{'/cpu':>5s} {'air/cpu':>7s} {'cast x':>6s} {'vec1':>8s} {'vec2':>8s} {'2v1':>5s}")
+          f"{'/cpu':>5s} {'air/cpu':>7s} {'cast x':>6s} {'vec1':>8s} {'vec2':>8s} {'2v1':>5s} {'busy':>6s}")
     for env_id, r in out["envs"].items():
         if "skipped" in r:
             print(f"{env_id:32s} skipped ({r['skipped'][:60]})")
@@ -233,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
         vec = ""
         if "subproc_1_steps_per_s" in r:
             vec = (f"{r['subproc_1_steps_per_s']:8.0f} {r['subproc_2_steps_per_s']:8.0f} "
-                   f"{r['subproc_speedup_2v1']:5.2f}")
+                   f"{r['subproc_speedup_2v1']:5.2f} {r['busy_reference']['subproc_speedup_2v1']:6.2f}")
         air = r.get("fraction_of_airborne_raw_per_cpu")
         rays = r.get("ray_cast_speedup_vs_raytestbatch")
         print(f"{env_id:32s} {r['env_steps_per_s']:9.0f} {r['env_steps_per_cpu_s']:8.0f} "
@@ -244,6 +281,7 @@ def run(args: argparse.Namespace) -> int:
     if "ipc_reference" in out:
         ipc = out["ipc_reference"]
         print(f"SubprocVecEnv round trip of {ipc['env']} (a near-free env): {ipc['round_trip_us']:.0f} us "
-              f"per step ({ipc['subproc_1_steps_per_s']:.0f} steps/s): the floor of every vec figure")
+              f"per step ({ipc['subproc_1_steps_per_s']:.0f} steps/s): the floor of every vec figure; "
+              "busy = 2v1 of a stand-in env that only burns the env's own step time")
     print(f"wrote {args.out}")
     return 0

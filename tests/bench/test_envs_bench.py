@@ -66,4 +66,25 @@ def test_bench_envs_vec_figures_come_with_the_pipe_round_trip_reference(tmp_path
     assert ipc["round_trip_us"] == pytest.approx(1e6 / ipc["subproc_1_steps_per_s"])
     r = data["envs"]["LiquidControl/RoverNav-v0"]
     assert r["subproc_speedup_2v1"] == pytest.approx(r["subproc_2_steps_per_s"] / r["subproc_1_steps_per_s"])
+    busy = r["busy_reference"]  # a stand-in burning the env's own step time behind the same protocol
+    assert busy["step_us"] == pytest.approx(1e6 / r["env_steps_per_s"])
+    ratio = busy["subproc_2_steps_per_s"] / busy["subproc_1_steps_per_s"]
+    assert busy["subproc_speedup_2v1"] == pytest.approx(ratio)
     assert "round trip" in capsys.readouterr().out
+
+
+def test_busy_env_burns_its_step_time_and_passes_check_env():
+    """The stand-in of the vec reference: a valid Gymnasium env whose step takes at least its step time."""
+    import time
+
+    from gymnasium.utils.env_checker import check_env
+
+    from liquid_control.bench.envs import BusyEnv
+
+    env = BusyEnv(300.0, 49, 4)
+    check_env(env, skip_render_check=True)
+    env.reset(seed=0)
+    t0 = time.perf_counter()
+    for _ in range(20):
+        obs, *_ = env.step(env.action_space.sample())
+    assert (time.perf_counter() - t0) / 20 >= 300e-6 and obs.shape == (49,)
