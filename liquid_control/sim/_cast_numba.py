@@ -190,6 +190,19 @@ def clearance(x: float, y: float, cyl_x: np.ndarray, cyl_y: np.ndarray, cyl_r: n
     return best if best < bb else bb
 
 
+@numba.njit(inline="always", **_OPTS)
+def _height_interval(oz: float, dz: float, top: float) -> tuple[float, float]:  # pragma: no cover
+    """The interval of ray distances at which a ray from height ``oz`` with vertical component ``dz`` is
+    within [0, top] (empty, lo > hi, for a horizontal ray outside it)."""
+    if dz > 0.0:
+        return -oz / dz, (top - oz) / dz
+    if dz < 0.0:
+        return (top - oz) / dz, -oz / dz
+    if 0.0 <= oz <= top:
+        return -np.inf, np.inf
+    return np.inf, -np.inf
+
+
 @numba.njit(**_OPTS)
 def cast_prisms(ox: float, oy: float, oz: float, dirs: np.ndarray, max_range: float, cyl_x: np.ndarray,
                 cyl_y: np.ndarray, cyl_r: np.ndarray, cyl_top: np.ndarray, box_x: np.ndarray,
@@ -210,15 +223,8 @@ def cast_prisms(ox: float, oy: float, oz: float, dirs: np.ndarray, max_range: fl
                 best = t
         a = dx * dx + dy * dy
         for j in range(len(cyl_x)):
-            # height interval [0, top] along the ray
-            top = cyl_top[j]
-            if dz > 0.0:
-                z0, z1 = -oz / dz, (top - oz) / dz
-            elif dz < 0.0:
-                z0, z1 = (top - oz) / dz, -oz / dz
-            elif 0.0 <= oz <= top:
-                z0, z1 = -inf, inf
-            else:
+            z0, z1 = _height_interval(oz, dz, cyl_top[j])
+            if z0 > z1:
                 continue
             px, py, r = ox - cyl_x[j], oy - cyl_y[j], cyl_r[j]
             c0 = px * px + py * py - r * r
@@ -237,14 +243,8 @@ def cast_prisms(ox: float, oy: float, oz: float, dirs: np.ndarray, max_range: fl
             if lo <= min(f1, z1) and lo < best:
                 best = lo
         for j in range(len(box_x)):
-            top = box_top[j]
-            if dz > 0.0:
-                z0, z1 = -oz / dz, (top - oz) / dz
-            elif dz < 0.0:
-                z0, z1 = (top - oz) / dz, -oz / dz
-            elif 0.0 <= oz <= top:
-                z0, z1 = -inf, inf
-            else:
+            z0, z1 = _height_interval(oz, dz, box_top[j])
+            if z0 > z1:
                 continue
             wx, wy = ox - box_x[j], oy - box_y[j]
             qx, qy = cs[j] * wx + sn[j] * wy, cs[j] * wy - sn[j] * wx  # origin in the box frame

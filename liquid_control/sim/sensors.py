@@ -43,13 +43,13 @@ def ring_directions(n: int, fov_deg: float = 360.0, up: int = 0, down: int = 0,
     return np.concatenate(dirs).astype(np.float64)
 
 
-class RangeSensor:
-    """Rays from a body-mounted origin; ``scan`` returns distances normalised to [0, 1] (1 = nothing hit)."""
+class _BodyRays:
+    """Body-fixed rays (unit ``directions`` in the body frame, a mount ``offset``) and the geometry of the
+    last scan; subclasses cast them."""
 
-    def __init__(self, client: int, directions: np.ndarray, max_range: float, offset=(0.0, 0.0, 0.0)) -> None:
+    def __init__(self, directions: np.ndarray, max_range: float, offset=(0.0, 0.0, 0.0)) -> None:
         if max_range <= 0:
             raise ValueError(f"sensor range must be > 0, got {max_range}")
-        self.client = client
         self.directions = np.asarray(directions, dtype=np.float64)
         self.max_range = float(max_range)
         self.offset = np.asarray(offset, dtype=np.float64)
@@ -65,20 +65,37 @@ class RangeSensor:
         """Start points of the rays of the last scan, (n, 3)."""
         return np.broadcast_to(self._origin, self.last_to.shape)
 
-    def scan(self, position: np.ndarray, rotation: np.ndarray) -> np.ndarray:
-        """Cast all rays from ``position`` with body rotation matrix ``rotation`` (3x3); one PyBullet call."""
-        origin = position + rotation @ self.offset
-        dirs = self.directions @ rotation.T
-        self._origin = origin
-        self.last_to = to = origin + dirs * self.max_range
-        # lists of the same floats: PyBullet converts nested lists about twice as fast as numpy rows
-        hits = p.rayTestBatch([origin.tolist()] * len(to), to.tolist(), physicsClientId=self.client)
-        return np.array([h[2] for h in hits], dtype=np.float64)
-
     @property
     def segments(self) -> tuple[np.ndarray, np.ndarray]:
         """(from, to) points (x, y) of the full-length rays of the last scan (for drawing)."""
         return np.asarray(self.last_from)[:, :2], np.asarray(self.last_to)[:, :2]
+
+    def _place(self, position: np.ndarray, rotation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """World origin and unit directions of the rays for a body at ``position`` with rotation matrix
+        ``rotation`` (3x3); records them as the last scan's."""
+        origin = position + rotation @ self.offset
+        dirs = self.directions @ rotation.T
+        self._origin = origin
+        self.last_to = origin + dirs * self.max_range
+        return origin, dirs
+
+
+class RangeSensor(_BodyRays):
+    """Rays from a body-mounted origin cast with PyBullet's ``rayTestBatch``; ``scan`` returns distances
+    normalised to [0, 1] (1 = nothing hit). The envs cast exactly instead (:class:`ExactRangeSensor`,
+    :class:`PlanarRangeSensor`); this one is their reference in the tests and the bench."""
+
+    def __init__(self, client: int, directions: np.ndarray, max_range: float, offset=(0.0, 0.0, 0.0)) -> None:
+        super().__init__(directions, max_range, offset)
+        self.client = client
+
+    def scan(self, position: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+        """Cast all rays from ``position`` with body rotation matrix ``rotation`` (3x3); one PyBullet call."""
+        origin, _ = self._place(position, rotation)
+        to = self.last_to
+        # lists of the same floats: PyBullet converts nested lists about twice as fast as numpy rows
+        hits = p.rayTestBatch([origin.tolist()] * len(to), to.tolist(), physicsClientId=self.client)
+        return np.array([h[2] for h in hits], dtype=np.float64)
 
 
 def corrupt(readings: np.ndarray, rng: np.random.Generator, noise: float = 0.0,
@@ -389,32 +406,19 @@ class PlanarRangeSensor:
         return np.broadcast_to(self._origin[:2], world.shape), self._origin[:2] + world * self.max_range
 
 
-class ExactRangeSensor:
+class ExactRangeSensor(_BodyRays):
     """Same interface as :class:`RangeSensor` for rays in any direction (a ring with tilted rays, a depth
     image), cast exactly on a :class:`PlanarScene`'s prisms and the ground (:meth:`PlanarScene.cast_rays`)
     instead of with ``rayTestBatch``, whose call was half of a DroneNav step."""
 
     def __init__(self, scene: PlanarScene, directions: np.ndarray, max_range: float,
                  offset=(0.0, 0.0, 0.0)) -> None:
-        if max_range <= 0:
-            raise ValueError(f"sensor range must be > 0, got {max_range}")
+        super().__init__(directions, max_range, offset)
         self.scene = scene
-        self.directions = np.asarray(directions, dtype=np.float64)
-        self.max_range = float(max_range)
-        self.offset = np.asarray(offset, dtype=np.float64)
-        self._origin = np.zeros(3)
-        self.last_to = np.zeros((len(self.directions), 3))
-
-    n = RangeSensor.n
-    last_from = RangeSensor.last_from
-    segments = RangeSensor.segments
 
     def scan(self, position: np.ndarray, rotation: np.ndarray) -> np.ndarray:
         """Normalised ranges of all rays from ``position`` with body rotation matrix ``rotation`` (3x3)."""
-        origin = position + rotation @ self.offset
-        dirs = self.directions @ rotation.T
-        self._origin = origin
-        self.last_to = origin + dirs * self.max_range
+        origin, dirs = self._place(position, rotation)
         return self.scene.cast_rays(origin, dirs, self.max_range) / self.max_range
 
 
