@@ -32,7 +32,6 @@ from liquid_control.sim.quadrotor import (
     _apply_torque,
     _get_pose,
     _get_velocity,
-    quat_to_matrix,
 )
 
 try:
@@ -270,12 +269,7 @@ class FlightController:
         kc = _flight_numba
         w[0], w[1], w[2], w[3] = u[kc.U_W0:kc.U_W3 + 1].tolist()
         it[0], it[1], it[2] = u[kc.U_I0:kc.U_I2 + 1].tolist()
-        quad.pos, quad.quat, quad.vel, quad.omega = pos, quat, vel, omega
-        R = quat_to_matrix(*quat)
-        ox, oy, oz = omega
-        quad.R = R
-        quad.rates = (R[0] * ox + R[3] * oy + R[6] * oz, R[1] * ox + R[4] * oy + R[7] * oz,
-                      R[2] * ox + R[5] * oy + R[8] * oz)
+        quad.set_state(pos, quat, vel, omega)
         if force is not None:
             quad.last_force, quad.last_torque = force, torque
 

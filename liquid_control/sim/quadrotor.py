@@ -217,6 +217,10 @@ class Quadrotor:
         c = self.client
         pos, quat = _get_pose(self.body, c)  # positional arguments: keyword parsing costs ~0.3 us a call
         vel, omega = _get_velocity(self.body, c)
+        self.set_state(pos, quat, vel, omega)
+
+    def set_state(self, pos: tuple, quat: tuple, vel: tuple, omega: tuple) -> None:
+        """Store a read-back state (as PyBullet returns it) and derive R and the body rates."""
         self.pos, self.quat, self.vel, self.omega = pos, quat, vel, omega
         R = quat_to_matrix(*quat)
         self.R = R

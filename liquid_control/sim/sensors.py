@@ -54,7 +54,7 @@ class _BodyRays:
         self.max_range = float(max_range)
         self.offset = np.asarray(offset, dtype=np.float64)
         self._origin = np.zeros(3)
-        self.last_to = np.zeros((len(self.directions), 3))
+        self._dirs = np.zeros((len(self.directions), 3))  # world directions of the last scan
 
     @property
     def n(self) -> int:
@@ -63,7 +63,13 @@ class _BodyRays:
     @property
     def last_from(self) -> np.ndarray:
         """Start points of the rays of the last scan, (n, 3)."""
-        return np.broadcast_to(self._origin, self.last_to.shape)
+        return np.broadcast_to(self._origin, self._dirs.shape)
+
+    @property
+    def last_to(self) -> np.ndarray:
+        """End points of the full-length rays of the last scan, (n, 3) (built on demand: drawing, the
+        rayTestBatch call; an exact cast does not need them)."""
+        return self._origin + self._dirs * self.max_range
 
     @property
     def segments(self) -> tuple[np.ndarray, np.ndarray]:
@@ -75,8 +81,7 @@ class _BodyRays:
         ``rotation`` (3x3); records them as the last scan's."""
         origin = position + rotation @ self.offset
         dirs = self.directions @ rotation.T
-        self._origin = origin
-        self.last_to = origin + dirs * self.max_range
+        self._origin, self._dirs = origin, dirs
         return origin, dirs
 
 
