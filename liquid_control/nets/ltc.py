@@ -277,6 +277,14 @@ class LTCCell(nn.Module):
     def forward(
         self, inputs: Tensor, states: Tensor, elapsed_time: float | Tensor = 1.0
     ) -> tuple[Tensor, Tensor]:
+        if self._batch1_inference(inputs, elapsed_time):  # compiled step; checks shapes and values itself
+            return ltc_numba.step_inference(self, inputs, states, float(elapsed_time))
+        self.check_arguments(inputs, states)
+        check_input(inputs, self.sensory_size)
+        return self.step(inputs, states, elapsed_time)
+
+    def check_arguments(self, inputs: Tensor, states: Tensor) -> None:
+        """Raise ValueError unless inputs is (B, S) and states is (B, N)."""
         if inputs.dim() != 2 or states.dim() != 2:
             raise ValueError(
                 f"LTCCell expects (B,S) inputs and (B,N) state, got {tuple(inputs.shape)}, "
@@ -288,17 +296,14 @@ class LTCCell(nn.Module):
             raise ValueError(
                 f"state must be ({inputs.shape[0]}, {self.state_size}), got {tuple(states.shape)}"
             )
-        if self._batch1_inference(inputs, elapsed_time):  # compiled step; checks values itself
-            return ltc_numba.step_inference(self, inputs, states, float(elapsed_time))
-        check_input(inputs, self.sensory_size)
-        return self.step(inputs, states, elapsed_time)
 
     def _batch1_inference(self, inputs: Tensor, elapsed_time: float | Tensor) -> bool:
         """Whether this call takes the compiled batch-1 step: the conditions under which
         ``resolved_implementation`` says 'numba' (without its fallback warning), cheapest first, since
         this runs on every control step."""
         return (
-            inputs.shape[0] == 1
+            inputs.dim() == 2
+            and inputs.shape[0] == 1
             and not torch.is_grad_enabled()
             and self.implementation in ("auto", "numba")
             and ltc_numba is not None

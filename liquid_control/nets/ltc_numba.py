@@ -1115,19 +1115,32 @@ def frozen_step(cell) -> FrozenStep:
     return cached[1]
 
 
-def _row0(t: Tensor, dt: np.dtype) -> np.ndarray:
-    a = (t.detach() if t.requires_grad else t).numpy()[0]
+def _rows_impl(x, h, ts, P, rows, srows, meta, eps, y, v, work):
+    """:func:`_step_impl` on (1, S) / (1, N) / (1, M) rows, so a tensor's ``numpy()`` view goes in as is."""
+    return _step(x[0], h[0], ts, P, rows, srows, meta, eps, y[0], v[0], work)
+
+
+_step_rows = numba.njit(**_FAST)(_rows_impl)
+
+
+def _rows_of(t: Tensor, dt: np.dtype) -> np.ndarray:
+    a = (t.detach() if t.requires_grad else t).numpy()
     return a if a.dtype == dt else a.astype(dt)
 
 
 def step_inference(cell, x: Tensor, h: Tensor, ts: float) -> tuple[Tensor, Tensor]:
-    """Batch-1 step without autograd: x (1,S), h (1,N) -> (y (1,M), v (1,N)) as tensors."""
+    """Batch-1 step without autograd: x (1,S), h (1,N) -> (y (1,M), v (1,N)) as tensors.
+
+    The closed-loop hot path (``LTCCell.forward`` calls it before its own argument checks): shapes are
+    checked here on the numpy views, and a mismatch goes back to the cell's checks for their errors."""
     step = frozen_step(cell)
     dt = step.P.dtype
-    y = np.empty((1, step.motors), dtype=dt)
-    v = np.empty((1, step.units), dtype=dt)
-    if not _step(_row0(x, dt), _row0(h, dt), float(ts), step.P, step.rows, step.srows, step.meta, step.eps,
-                 y[0], v[0], step._work):  # fmt: skip
+    xa, ha = _rows_of(x, dt), _rows_of(h, dt)
+    if xa.shape != (1, step.inputs) or ha.shape != (1, step.units):
+        cell.check_arguments(x, h)
+    y, v = np.empty((1, step.motors), dtype=dt), np.empty((1, step.units), dtype=dt)
+    if not _step_rows(xa, ha, float(ts), step.P, step.rows, step.srows, step.meta, step.eps, y, v,
+                      step._work):  # fmt: skip
         raise ValueError("input contains NaN or inf")
     return torch.from_numpy(y), torch.from_numpy(v)
 

@@ -192,6 +192,23 @@ def test_bad_arguments_raise_value_error(call):
         call()
 
 
+@pytest.mark.parametrize(
+    "x_shape, h_shape, match",
+    [
+        ((1, 5), (1, 4), "features, expected"),  # wrong input width
+        ((1, 3), (1, 5), "state must be"),  # wrong state width
+        ((1, 3), (2, 4), "state must be"),  # state batch differs
+        ((1, 3), (4,), "expects \\(B,S\\)"),  # 1-D state
+        ((1, 3, 1), (1, 4), "expects \\(B,S\\)"),  # 3-D input
+    ],
+)
+def test_batch1_inference_checks_shapes(x_shape, h_shape, match):
+    """The compiled batch-1 path (no grad) runs before the cell's own checks and must raise their errors."""
+    cell = LTCCell(4, 3)
+    with torch.no_grad(), pytest.raises(ValueError, match=match):
+        cell(torch.randn(*x_shape), torch.zeros(*h_shape))
+
+
 def test_falls_back_to_torch_without_numba(monkeypatch):
     import liquid_control.nets.ltc as ltc_module
 
