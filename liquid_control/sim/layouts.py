@@ -433,19 +433,22 @@ _GENERATORS = {
 
 def generate(family: str, seed: int, kind: str = "rover", density: float = 0.3, obstacle_scale: float = 1.0,
              goal_distance: Sequence[float] | None = None, arena: float | None = None,
-             clearance: float | None = None, ceiling: float | None = None) -> Layout:
+             clearance: float | None = None, ceiling: float | None = None, fence: bool = False) -> Layout:
     """Build the layout of ``family`` for ``seed`` (deterministic; retried with derived streams).
 
     ``density`` (>= 0) scales the amount of clutter, ``obstacle_scale`` (> 0) obstacle sizes,
     ``goal_distance`` the straight-line start-goal range (m); start and goal are free at ``clearance``
-    and connected on the planner's grid.
-    """
+    and connected on the planner's grid. ``fence`` (drone kinds; rover families always have perimeter
+    walls) adds the arena edge as four walls just outside the bounds, so range sensors see it: the same
+    layout otherwise (same obstacles, start and goal)."""
     if kind not in FAMILIES:
         raise ValueError(f"unknown layout kind {kind!r}; choose from {list(FAMILIES)}")
     if family not in FAMILIES[kind]:
         raise ValueError(f"unknown {kind} layout family {family!r}; choose from {list(FAMILIES[kind])}")
     if density < 0 or obstacle_scale <= 0:
         raise ValueError(f"density must be >= 0 and obstacle_scale > 0, got {density}, {obstacle_scale}")
+    if fence and kind != "drone":
+        raise ValueError(f"fence is a drone layout option ({kind} families have perimeter walls)")
     d = KIND_DEFAULTS[kind]
     a = float(arena or d["arena"])
     h = float(ceiling or d["ceiling"])
@@ -454,11 +457,15 @@ def generate(family: str, seed: int, kind: str = "rover", density: float = 0.3, 
     gen = _GENERATORS[(kind, family)]
     knobs = {"density": density, "obstacle_scale": obstacle_scale, "goal_distance": [gmin, gmax],
              "arena": a, "clearance": clear}
+    if fence:
+        knobs["fence"] = True
     for attempt in range(MAX_ATTEMPTS):
         rng = _rng(family, seed, attempt)
         # fewer obstacles on later attempts so over-dense knobs still terminate
         dens = density * (1.0 - attempt / MAX_ATTEMPTS)
         cyl, box = gen(rng, a, dens, obstacle_scale, h, kind)
+        if fence:
+            box = box + _perimeter(a, h)
         layout = Layout(family, int(seed), kind, (-a / 2, -a / 2, a / 2, a / 2),
                         np.asarray(cyl, dtype=np.float64).reshape(-1, 4),
                         np.asarray(box, dtype=np.float64).reshape(-1, 6),

@@ -187,6 +187,7 @@ class NavTask(gym.Env):
         lo = self.options["layout"]
         return generate(fam, ls, kind=self.KIND, density=lo["density"], obstacle_scale=lo["obstacle_scale"],
                         goal_distance=lo["goal_distance"], arena=lo["arena"],
+                        fence=bool(lo.get("fence", False)),
                         clearance=(self.BODY_RADIUS + 0.1 if self.LAYOUT_CLEARANCE is None
                                    else self.LAYOUT_CLEARANCE))
 

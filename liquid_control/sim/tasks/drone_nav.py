@@ -85,6 +85,7 @@ class DroneNavEnv(NavTask):
             "depth.width": Opt(16, "int", 2, 128, help="depth image width (px)"),
             "depth.height": Opt(8, "int", 2, 96, help="depth image height (px)"),
             "depth.fov": Opt(90.0, "float", 10.0, 150.0, help="depth horizontal field of view (deg)"),
+            "layout.fence": Opt(False, "bool", help="the arena edge as walls the sensors see"),
             "flight.altitude": Opt(1.5, "float", 0.3, 3.5, help="start and cruise altitude (m)"),
             "reward.altitude": Opt(0.5, "float", 0.0, 10.0, help="penalty per m of altitude error per s"),
         }
