@@ -147,6 +147,21 @@ def test_rays_see_an_obstacle_ahead():
     env.close()
 
 
+@pytest.mark.parametrize("fence", [False, True])
+def test_rays_see_the_arena_edge_only_with_the_fence(fence):
+    env = DroneNavEnv(layout={"family": "forest", "density": 0.0, "fence": fence})
+    env.reset(seed=0)
+    q = env.rig.quad
+    xmax = env.layout.bounds[2]
+    p.resetBasePositionAndOrientation(q.body, (xmax - 2.0, 0.0, 1.5), (0, 0, 0, 1), physicsClientId=q.client)
+    q.read_state()
+    rays = env._observe()[env.obs_slices["rays"]]
+    fwd = int(np.argmax(env.ray_dirs[:32, 0]))  # facing the +x edge, 2 m away
+    expected = 2.0 / env.options["rays"]["range"] if fence else 1.0
+    assert rays[fwd] == pytest.approx(expected, abs=0.01)
+    env.close()
+
+
 def test_depth_directions_are_a_forward_pinhole_grid():
     d = depth_directions(4, 2, 90.0)
     assert d.shape == (8, 3)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -79,3 +81,21 @@ def test_knobs_change_layouts_and_bad_knobs_raise():
         generate("swamp", 1)
     with pytest.raises(ValueError, match="density"):
         generate("forest", 1, density=-1.0)
+    with pytest.raises(ValueError, match="fence is a drone layout option"):
+        generate("forest", 1, fence=True)
+
+
+@pytest.mark.parametrize("family", FAMILIES["drone"])
+def test_fence_adds_the_arena_edge_as_walls_and_changes_nothing_else(family):
+    for seed in range(5):
+        plain, fenced = generate(family, seed, kind="drone"), generate(family, seed, kind="drone", fence=True)
+        assert np.array_equal(plain.cylinders, fenced.cylinders)
+        assert np.array_equal(plain.boxes, fenced.boxes[: len(plain.boxes)])
+        assert plain.start == fenced.start and plain.goal == fenced.goal
+        walls = fenced.boxes[len(plain.boxes) :]
+        assert len(walls) == 4 and fenced.knobs["fence"] and "fence" not in plain.knobs
+        xmin, ymin, xmax, ymax = fenced.bounds
+        for x, y, yaw, hx, hy, _ in walls:  # each wall lies outside the bounds and spans one whole side
+            along = abs(math.cos(yaw)) > 0.5
+            inner = (abs(y) - hy) if along else (abs(x) - hy)
+            assert inner == pytest.approx(xmax) and 2 * hx >= xmax - xmin
