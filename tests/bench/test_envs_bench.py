@@ -23,6 +23,9 @@ def test_bench_envs_writes_json(tmp_path, capsys):
     assert r["fraction_of_raw_limit"] < 1.5
     assert 0 < r["fraction_of_raw_limit_per_cpu"] < 1.5
     assert "airborne_raw_env_equivalent_steps_per_cpu_s" not in r  # only bodies that fly have one
+    # the rover's physics-only reference: the same actions' motor commands and substeps, no sensing
+    assert r["driving_raw_env_equivalent_steps_per_cpu_s"] > 0
+    assert 0 < r["fraction_of_driving_raw_per_cpu"] < 1.5
     assert "raw_ray_scans_per_cpu_s" not in r  # its lidar is cast in the plane, not with rayTestBatch
     assert "RoverNav" in capsys.readouterr().out
 
@@ -34,6 +37,7 @@ def test_bench_envs_drone_has_an_airborne_reference(tmp_path):
     r = json.loads(out.read_text())["envs"]["LiquidControl/DroneHover-v0"]
     assert r["substeps"] == 8
     assert r["airborne_raw_env_equivalent_steps_per_cpu_s"] > 0
+    assert "driving_raw_env_equivalent_steps_per_cpu_s" not in r  # the rover's reference
     # the env flies the same body through the same substeps plus control: it cannot beat that loop by much
     assert 0 < r["fraction_of_airborne_raw_per_cpu"] < 1.5
 
