@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.ndimage import label
+from scipy.ndimage import distance_transform_edt, label
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
 
@@ -59,6 +59,7 @@ class Layout:
     # geodesic distance-to-goal field on the generation grid (for reward shaping / time limits)
     geo_grid: Grid | None = field(default=None, repr=False)
     geo_dist: np.ndarray | None = field(default=None, repr=False)
+    geo_pred: np.ndarray | None = field(default=None, repr=False)  # next cell towards the goal (flat)
 
     def geodesic_to_goal(self, xy: Sequence[float]) -> float:
         """Grid shortest-path distance (m) from ``xy`` to the goal; straight-line where unknown."""
@@ -212,6 +213,34 @@ def distance_field(grid: Grid, target: Sequence[float], cost: np.ndarray | None 
     if occ[iy, ix]:
         dist[:] = np.inf
     return dist, pred.reshape(ny, nx)
+
+
+def route_ahead(layout: Layout, metres: float) -> np.ndarray:
+    """For every cell of the layout's geodesic grid, the cell about ``metres`` further along the shortest
+    route to the goal, as (ny, nx, 2) cell-centre coordinates: a route command (privileged, from the map).
+
+    Cells inside the inflated obstacles, from which no route starts, take the value of their nearest
+    free cell; cells whose route ends sooner (near the goal) point at the goal."""
+    grid, pred, dist = layout.geo_grid, layout.geo_pred, layout.geo_dist
+    if grid is None or pred is None or dist is None:
+        raise ValueError("this layout has no geodesic field (route_ahead needs one from generate())")
+    ny, nx = pred.shape
+    flat = np.arange(ny * nx)
+    nxt = pred.ravel().copy()
+    stay = nxt < 0  # the goal cell and unreachable cells
+    nxt[stay] = flat[stay]
+    ahead = flat.copy()
+    for _ in range(max(0, int(round(metres / grid.res)))):
+        ahead = nxt[ahead]
+    reach = np.isfinite(dist)
+    if reach.any() and not reach.all():  # unreachable cells (inside obstacles): their nearest reachable cell
+        _, (iy, ix) = distance_transform_edt(~reach, return_indices=True)
+        ahead = ahead.reshape(ny, nx)[iy, ix].ravel()
+    cells = np.stack(np.unravel_index(ahead, (ny, nx)), axis=1)
+    xy = grid.to_xy(cells).reshape(ny, nx, 2)
+    gcell = grid.to_cell(layout.goal)
+    xy[ahead.reshape(ny, nx) == gcell[0] * nx + gcell[1]] = layout.goal
+    return xy
 
 
 # --------------------------------------------------------------------------------------- families
@@ -491,9 +520,9 @@ def generate(family: str, seed: int, kind: str = "rover", density: float = 0.3, 
         # geodesic distance-to-goal field on a coarser, slightly less inflated grid (for shaping and
         # time limits; cheap, and connected wherever the fine grid is)
         coarse = occupancy_grid(layout, 2 * GRID_RESOLUTION, inflate=0.7 * clear)
-        dist, _ = distance_field(coarse, goal)
+        dist, pred = distance_field(coarse, goal)
         geo = float(dist[coarse.to_cell(layout.start[:2])])
         layout.geodesic = geo if np.isfinite(geo) else float(1.5 * sl[k])
-        layout.geo_grid, layout.geo_dist = coarse, dist
+        layout.geo_grid, layout.geo_dist, layout.geo_pred = coarse, dist, pred
         return layout
     raise ValueError(f"could not generate a connected {family} layout for seed {seed} with knobs {knobs}")

@@ -14,6 +14,7 @@ from liquid_control.sim.layouts import (
     generate,
     layout_seed_for,
     occupancy_grid,
+    route_ahead,
     split_of,
 )
 
@@ -99,3 +100,22 @@ def test_fence_adds_the_arena_edge_as_walls_and_changes_nothing_else(family):
             along = abs(math.cos(yaw)) > 0.5
             inner = (abs(y) - hy) if along else (abs(x) - hy)
             assert inner == pytest.approx(xmax) and 2 * hx >= xmax - xmin
+
+
+@pytest.mark.parametrize("kind, family", [("drone", "walls"), ("rover", "rooms"), ("rover", "maze")])
+def test_route_ahead_points_along_the_shortest_route(kind, family):
+    layout = generate(family, 3, kind=kind)
+    grid, dist = layout.geo_grid, layout.geo_dist
+    ahead = route_ahead(layout, 2.0)
+    free = np.argwhere(np.isfinite(dist))
+    rng = np.random.default_rng(0)
+    for iy, ix in free[rng.choice(len(free), 50, replace=False)]:
+        x, y = ahead[iy, ix]
+        here, there = dist[iy, ix], dist[grid.to_cell((x, y))]
+        if here > 3.0:  # 10 cells along the route: 2 m of straight steps to 2.83 m of diagonal ones
+            assert 2.0 - 1e-6 <= here - there <= 2.0 * math.sqrt(2) + 1e-6
+        else:  # the route ends sooner: the goal itself
+            assert (x, y) == pytest.approx(layout.goal) or here - there == pytest.approx(here, abs=0.3)
+    blocked = np.argwhere(~np.isfinite(dist))  # inside obstacles: the nearest reachable cell's waypoint
+    assert np.isfinite(ahead[tuple(blocked.T)]).all()
+    assert route_ahead(layout, 0.0)[tuple(free[0])] == pytest.approx(grid.to_xy(free[:1])[0])

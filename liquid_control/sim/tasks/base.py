@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -44,6 +45,7 @@ from liquid_control.sim.layouts import (
     generate,
     layout_seed_for,
     occupancy_grid,
+    route_ahead,
 )
 from liquid_control.sim.sensors import (
     ExactRangeSensor,
@@ -123,6 +125,9 @@ class NavTask(gym.Env):
             "reward.success": Opt(10.0, "float", 0.0, 1000.0, help="goal bonus"),
             "reward.effort": Opt(0.01, "float", 0.0, 10.0, help="penalty per unit ||a||^2"),
             "reward.time": Opt(0.0, "float", 0.0, 10.0, help="penalty per second"),
+            "goal.lookahead": Opt(0.0, "float", 0.0, 50.0,
+                                  help="m: the goal direction points this far along the planner's route "
+                                       "(a route command from the map, privileged); 0 = at the goal"),
         }
         base.update(cls.extra_schema())
         return base
@@ -151,6 +156,7 @@ class NavTask(gym.Env):
         self.rng = np.random.default_rng(0)
         self._bg: np.ndarray | None = None
         self._last_clearance = np.inf
+        self._route: np.ndarray | None = None
         self._zero_bookkeeping()
 
     def extra_ray_kwargs(self) -> dict[str, Any]:
@@ -205,6 +211,8 @@ class NavTask(gym.Env):
         self.world.reset(self.layout)
         self.scene = PlanarScene(self.layout)
         self.sensor = self.make_sensor()
+        ahead = float(self.options["goal"]["lookahead"])
+        self._route = route_ahead(self.layout, ahead) if ahead > 0 else None
         self._spawn(self.layout)
         self._zero_bookkeeping()
         self._bg = None
@@ -303,6 +311,15 @@ class NavTask(gym.Env):
         if np.all(np.abs(self.ray_dirs[:, 2]) < 1e-9):
             return PlanarRangeSensor(self.scene, self.ray_dirs, rng, offset=self.sensor_offset())
         return ExactRangeSensor(self.scene, self.ray_dirs, rng, offset=self.sensor_offset())
+
+    def heading_target(self, xy: Sequence[float]) -> tuple[float, float]:
+        """The point the observation's goal direction points at from ``xy``: the goal, or with
+        ``goal.lookahead`` the point that far along the planner's route to it."""
+        if self._route is None:
+            return self.layout.goal
+        iy, ix = self.layout.geo_grid.to_cell(xy)
+        x, y = self._route[iy, ix]
+        return float(x), float(y)
 
     def sensor_offset(self) -> tuple[float, float, float]:
         return (0.0, 0.0, 0.0)

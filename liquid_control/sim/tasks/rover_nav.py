@@ -92,6 +92,9 @@ class RoverNavEnv(NavTask):
         ranges = self._scan(self.position, rot)
         gx, gy = self.layout.goal[0] - self.position[0], self.layout.goal[1] - self.position[1]
         dist = float(np.hypot(gx, gy))
+        if self._route is not None:  # the bearing points along the route (goal.lookahead)
+            tx, ty = self.heading_target(self.position)
+            gx, gy = tx - self.position[0], ty - self.position[1]
         bearing = float(np.arctan2(gy, gx)) - self.yaw
         wheels = (self.body.wheel_speeds() / self._max_wheel).clip(-2.0, 2.0)
         self._wheels = wheels
