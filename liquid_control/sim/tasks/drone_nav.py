@@ -174,12 +174,12 @@ class DroneNavEnv(NavTask):
             parts.append(corrupt(depth, self.rng, d["obs_noise"], d["ray_dropout"]))
         gx, gy = self.layout.goal
         dx, dy, dz = gx - pos[0], gy - pos[1], self.flight_altitude - pos[2]
-        dist = math.sqrt(dx * dx + dy * dy + dz * dz)
+        dist = norm = math.sqrt(dx * dx + dy * dy + dz * dz)
         if self._route is not None:  # the direction points along the route (goal.lookahead)
             tx, ty = self.heading_target(pos)
             dx, dy = tx - pos[0], ty - pos[1]
+            norm = math.sqrt(dx * dx + dy * dy + dz * dz)
         u = rig.to_body(dx, dy, dz)
-        norm = math.sqrt(dx * dx + dy * dy + dz * dz)
         inv = 1.0 / norm if norm > 1e-9 else 0.0
         v = rig.body_velocity()
         R = q.R
