@@ -60,6 +60,13 @@ class BCConfig:
     lr: float = 3e-3
     weight_decay: float = 0.0
     grad_clip: float = 1.0
+    # input noise while training (not validation): Gaussian, std = obs_noise x each feature's std over
+    # the training steps; a smoothness regulariser for states a little off the demonstrated ones
+    obs_noise: float = 0.0
+    # loss weight 1 + near_weight on steps whose closest ray reads below near_range (a fraction of the
+    # sensor range): the steps where a small error becomes a collision
+    near_weight: float = 0.0
+    near_range: float = 0.25
     val_every: int = 10  # every episode whose seed % val_every == val_every - 1 is held out
     patience: int = 8  # early stopping: epochs without a validation improvement
     successful_only: bool = True  # drop expert demos that did not reach the goal
@@ -82,6 +89,10 @@ class BCConfig:
             raise ValueError("burn_in and dagger_rounds must be >= 0")
         if self.minutes is not None and self.minutes <= 0:
             raise ValueError(f"minutes must be positive, got {self.minutes}")
+        if self.obs_noise < 0 or self.near_weight < 0:
+            raise ValueError("obs_noise and near_weight must be >= 0")
+        if not 0.0 < self.near_range <= 1.0:
+            raise ValueError(f"near_range must be in (0, 1], got {self.near_range}")
         if not 0.0 <= self.dagger_beta <= 1.0:
             raise ValueError(f"dagger_beta must be in [0, 1], got {self.dagger_beta}")
         if not self.demos:
@@ -255,6 +266,20 @@ def ray_part(env_id: str, options: dict) -> list[int]:
     return [slices["rays"].start, slices["rays"].stop]
 
 
+def near_obstacle_weights(obs: torch.Tensor, rays: list[int], near_range: float,
+                          near_weight: float) -> torch.Tensor:
+    """Per-step loss weights (..., W) for observations (..., W, F): 1 + ``near_weight`` where the
+    smallest reading of the normalised rays ``rays`` = [start, stop) is below ``near_range``."""
+    closest = obs[..., rays[0]:rays[1]].amin(-1)
+    return 1.0 + near_weight * (closest < near_range).to(obs.dtype)
+
+
+def feature_std(chunks: Chunks) -> torch.Tensor:
+    """Std (F,) of every observation feature over the chunks' trained steps."""
+    sel = chunks.obs[chunks.mask > 0]
+    return sel.std(0) if len(sel) > 1 else torch.zeros(chunks.obs.shape[-1])
+
+
 def _round_end(cfg: BCConfig, elapsed: float, rnd: int) -> float:
     """Elapsed seconds at which round ``rnd``'s training stops (``rnd`` 0 = BC on the demos).
 
@@ -338,6 +363,10 @@ def train_bc(cfg: BCConfig, on_epoch_end: Any = None) -> Path:
             policy.load_state_dict(best.state_dict())
         train_chunks = make_chunks([(e["observations"], e["actions"]) for e in train_eps],
                                    cfg.chunk_len, cfg.burn_in)
+        if cfg.near_weight > 0:  # weights folded into the mask: chunk_loss is a weighted mean
+            train_chunks.mask = train_chunks.mask * near_obstacle_weights(
+                train_chunks.obs, ray_part(cfg.env_id, options), cfg.near_range, cfg.near_weight)
+        noise_std = cfg.obs_noise * feature_std(train_chunks) if cfg.obs_noise > 0 else None
         val_chunks = make_chunks([(e["observations"], e["actions"]) for e in val_eps or train_eps[:1]],
                                  cfg.chunk_len, cfg.burn_in)
         if st["round_epoch"] == 0:  # a round starts: its time share, and the incumbent's validation loss
@@ -357,7 +386,10 @@ def train_bc(cfg: BCConfig, on_epoch_end: Any = None) -> Path:
             for b in range(0, len(order), cfg.batch_size):
                 idx = order[b:b + cfg.batch_size]
                 tc = train_chunks
-                loss = chunk_loss(policy, tc.obs[idx], tc.act[idx], tc.mask[idx], tc.resets[idx], cfg.burn_in)
+                obs = tc.obs[idx]
+                if noise_std is not None:
+                    obs = obs + torch.randn(obs.shape, generator=gen) * noise_std
+                loss = chunk_loss(policy, obs, tc.act[idx], tc.mask[idx], tc.resets[idx], cfg.burn_in)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
@@ -466,6 +498,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--patience", type=int, default=8)
+    parser.add_argument("--obs-noise", type=float, default=0.0, metavar="SIGMA",
+                        help="training input noise, std = SIGMA x each feature's std (0: off)")
+    parser.add_argument("--near-weight", type=float, default=0.0,
+                        help="extra loss weight on steps with a ray below --near-range (0: off)")
+    parser.add_argument("--near-range", type=float, default=0.25,
+                        help="fraction of the sensor range counted as near an obstacle")
     parser.add_argument("--all-demos", action="store_true", help="keep expert demos that failed")
     parser.add_argument("--workers", type=int, default=None, help="DAgger rollout workers")
     parser.add_argument("--seed", type=int, default=0)
@@ -481,6 +519,7 @@ def config_from_args(args: argparse.Namespace) -> BCConfig:
                     drop_obs=parse_drop_obs(args.drop_obs), log_rays=args.log_rays, seed=args.seed,
                     chunk_len=args.chunk_len, burn_in=args.burn_in,
                     batch_size=args.batch_size, lr=args.lr, patience=args.patience,
+                    obs_noise=args.obs_noise, near_weight=args.near_weight, near_range=args.near_range,
                     successful_only=not args.all_demos, dagger_rounds=args.dagger_rounds,
                     dagger_episodes=args.dagger_episodes, dagger_epochs=args.dagger_epochs,
                     dagger_beta=args.dagger_beta, workers=args.workers, resume=args.resume,

@@ -221,3 +221,42 @@ def test_normalization_is_fitted_on_the_log_ray_features():
     want = np.concatenate([np.log(obs[:, :3] + LOG_RAYS_EPS), obs[:, 3:]], 1)
     np.testing.assert_allclose(policy.obs_mean.numpy(), want.mean(0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(policy.obs_std.numpy(), want.std(0), rtol=1e-4)
+
+
+def test_near_obstacle_weights_mark_steps_with_a_close_ray():
+    from liquid_control.learn.bc import near_obstacle_weights
+
+    obs = torch.tensor([[[0.9, 0.5, 0.1], [0.3, 0.2, 0.1], [0.9, 0.9, 0.1]]])  # rays = features 0, 1
+    w = near_obstacle_weights(obs, [0, 2], near_range=0.25, near_weight=3.0)
+    assert w.tolist() == [[1.0, 4.0, 1.0]]  # feature 2 (not a ray) never counts
+
+
+def test_weights_folded_into_the_mask_give_the_weighted_mean_loss():
+    eps = _episodes([6, 6])
+    ch = make_chunks(eps, chunk_len=6, burn_in=0)
+    policy = PolicyNet(PolicyConfig(obs_dim=3, act_dim=2, core="gru", budget=None))
+    weights = torch.tensor([[1.0, 2.0, 1.0, 5.0, 1.0, 1.0], [3.0, 1.0, 1.0, 1.0, 1.0, 1.0]])
+    got = chunk_loss(policy, ch.obs, ch.act, ch.mask * weights, ch.resets, 0)
+    with torch.no_grad():
+        pred, _ = policy(ch.obs, None, ch.resets, normalized=True)
+        err = ((pred - policy.normalize_actions(ch.act)) ** 2).mean(-1)
+    assert got.item() == pytest.approx(((err * weights).sum() / weights.sum()).item(), rel=1e-5)
+
+
+def test_obs_noise_regularises_reproducibly(tmp_path):
+    from liquid_control.learn.bc import feature_std
+
+    ch = make_chunks(_episodes([5, 9]), chunk_len=4, burn_in=2)
+    sel = ch.obs[ch.mask > 0].numpy()
+    np.testing.assert_allclose(feature_std(ch).numpy(), sel.std(0, ddof=1), rtol=1e-5)
+    demos = _write_dataset(tmp_path / "mem", _memory_episodes(16))
+    models = {}
+    for name, noise in (("clean", 0.0), ("noisy", 0.5), ("noisy_again", 0.5)):
+        run = train_bc(_cfg(tmp_path, demos, out=str(tmp_path / name), epochs=2, obs_noise=noise))
+        models[name] = torch.load(run / "train_state.pt", weights_only=False)["model"]
+    for k in models["clean"]:
+        torch.testing.assert_close(models["noisy"][k], models["noisy_again"][k], rtol=0, atol=0)
+    assert any(not torch.equal(models["clean"][k], models["noisy"][k]) for k in models["clean"])
+    for bad in ({"obs_noise": -0.1}, {"near_weight": -1.0}, {"near_range": 0.0}):
+        with pytest.raises(ValueError):
+            _cfg(tmp_path, demos, **bad)
