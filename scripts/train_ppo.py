@@ -89,6 +89,8 @@ def main() -> int:
                    help="parallel envs (default: hover 16 in one process, nav one per core)")
     p.add_argument("--vec-env", default=None, choices=["auto", "subproc", "dummy"],
                    help="default: hover dummy (the batched policy call, not the env, is the cost), nav auto")
+    p.add_argument("--pin-workers", action="store_true", default=None,
+                   help="pin each env worker process to a CPU of its own")
     p.add_argument("--critic", default="separate", choices=["separate", "shared"])
     p.add_argument("--critic-core", default=None,
                    help="core of the separate critic (default: hover gru, nav the actor's)")
@@ -137,7 +139,8 @@ def main() -> int:
     overrides = parse_overrides(args.set)
     out = Path(args.out or f"runs/ppo-{args.task}-s{args.seed}")
     command = "scripts/train_ppo.py " + json.dumps(vars(args))
-    knobs = {"n_envs": args.n_envs, "vec_env": args.vec_env, "critic_core": args.critic_core,
+    knobs = {"n_envs": args.n_envs, "vec_env": args.vec_env, "pin_workers": args.pin_workers,
+             "critic_core": args.critic_core,
              "n_steps": args.n_steps, "batch_size": args.batch_size, "n_epochs": args.epochs, "lr": args.lr,
              "clip_range": args.clip_range, "ent_coef": args.ent_coef, "gamma": args.gamma,
              "log_std_init": args.log_std_init, "eval_freq": args.eval_freq, "target_kl": args.target_kl}

@@ -8,7 +8,9 @@ steps/s is the pipe round trip of SB3's worker protocol, the ceiling of any 1-wo
 a fast env cannot scale: with 2 workers on 2 cores the main process's half of every round trip is
 serial). Next to each env's 2-vs-1 ratio, ``busy_reference`` is the same measurement for a stand-in env
 (:class:`BusyEnv`) that only busy-waits the env's own single-process step time: what SubprocVecEnv gives
-any env of that cost on this machine. Writes JSON and prints a table.
+any env of that cost on this machine. ``subproc_pinned_*`` repeats the 1- and 2-worker measurement with every
+worker pinned to a CPU of its own (``train ppo --pin-workers``): a sleeping worker that the scheduler wakes
+on another core steps with a cold cache. Writes JSON and prints a table.
 
 The raw loop starts from the env's reset state and applies nothing, so a drone falls and then rests on
 the ground (a ground contact every step, which costs more than free flight) and the rover stands still.
@@ -218,13 +220,18 @@ def _make(env_id: str, busy: tuple[float, int, int] | None = None):
 
 
 def vec_steps_per_s(env_id: str, n_envs: int, steps: int, seed: int = 0,
-                    busy: tuple[float, int, int] | None = None) -> float:
+                    busy: tuple[float, int, int] | None = None, pin: bool = False) -> float:
     """Total env steps/s of a SubprocVecEnv with ``n_envs`` workers (random actions); with ``busy``
-    (step_us, obs_dim, act_dim) of a :class:`BusyEnv` instead of ``env_id``."""
+    (step_us, obs_dim, act_dim) of a :class:`BusyEnv` instead of ``env_id``; with ``pin`` each worker on
+    a CPU of its own (``learn.ppo.pin_workers``, as ``train ppo --pin-workers``)."""
     from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    from liquid_control.learn.ppo import pin_workers
 
     vec = SubprocVecEnv([_make(env_id, busy) for _ in range(n_envs)])
     try:
+        if pin:
+            pin_workers(vec)
         vec.seed(seed)
         vec.reset()
         space = vec.action_space
@@ -273,6 +280,10 @@ def run(args: argparse.Namespace) -> int:
             two = vec_steps_per_s(env_id, 2, steps)
             res.update({"subproc_1_steps_per_s": one, "subproc_2_steps_per_s": two,
                         "subproc_speedup_2v1": two / one})
+            if hasattr(os, "sched_setaffinity"):  # the same with each worker pinned to a CPU of its own
+                one, two = (vec_steps_per_s(env_id, n, steps, pin=True) for n in (1, 2))
+                res.update({"subproc_pinned_1_steps_per_s": one, "subproc_pinned_2_steps_per_s": two,
+                            "subproc_pinned_speedup_2v1": two / one})
             # the same protocol around a stand-in that only burns the env's own single-process step time
             space = gym.make(env_id)
             busy = (1e6 / res["env_steps_per_s"], int(np.prod(space.observation_space.shape)),
@@ -285,7 +296,8 @@ def run(args: argparse.Namespace) -> int:
     with open(args.out, "w") as f:
         json.dump(out, f, indent=2)
     print(f"{'env':32s} {'steps/s':>9s} {'/cpu-s':>8s} {'raw-phys eq.':>12s} {'of raw':>7s} "
-          f"{'/cpu':>5s} {'air|drv':>7s} {'cast x':>6s} {'vec1':>8s} {'vec2':>8s} {'2v1':>5s} {'busy':>6s}")
+          f"{'/cpu':>5s} {'air|drv':>7s} {'cast x':>6s} {'vec1':>8s} {'vec2':>8s} {'2v1':>5s} {'busy':>6s} "
+          f"{'pinned':>6s}")
     for env_id, r in out["envs"].items():
         if "skipped" in r:
             print(f"{env_id:32s} skipped ({r['skipped'][:60]})")
@@ -293,7 +305,8 @@ def run(args: argparse.Namespace) -> int:
         vec = ""
         if "subproc_1_steps_per_s" in r:
             vec = (f"{r['subproc_1_steps_per_s']:8.0f} {r['subproc_2_steps_per_s']:8.0f} "
-                   f"{r['subproc_speedup_2v1']:5.2f} {r['busy_reference']['subproc_speedup_2v1']:6.2f}")
+                   f"{r['subproc_speedup_2v1']:5.2f} {r['busy_reference']['subproc_speedup_2v1']:6.2f} "
+                   f"{r.get('subproc_pinned_speedup_2v1', float('nan')):6.2f}")
         air = r.get("fraction_of_airborne_raw_per_cpu", r.get("fraction_of_driving_raw_per_cpu"))
         rays = r.get("ray_cast_speedup_vs_raytestbatch")
         print(f"{env_id:32s} {r['env_steps_per_s']:9.0f} {r['env_steps_per_cpu_s']:8.0f} "
@@ -305,7 +318,8 @@ def run(args: argparse.Namespace) -> int:
         ipc = out["ipc_reference"]
         print(f"SubprocVecEnv round trip of {ipc['env']} (a near-free env): {ipc['round_trip_us']:.0f} us "
               f"per step ({ipc['subproc_1_steps_per_s']:.0f} steps/s): the floor of every vec figure; "
-              "busy = 2v1 of a stand-in env that only burns the env's own step time; air|drv = of the "
+              "busy = 2v1 of a stand-in env that only burns the env's own step time; pinned = 2v1 with every "
+              "worker on a CPU of its own (train ppo --pin-workers); air|drv = of the "
               "airborne (drones) or driving (rover) physics-only reference, per CPU second")
     print(f"wrote {args.out}")
     return 0

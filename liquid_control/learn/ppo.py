@@ -313,6 +313,7 @@ class PPOConfig:
     eval_episodes: int = 10
     checkpoint_freq: int = 50000  # env steps between SB3 checkpoints (0: none)
     vec_env: str = "auto"  # auto | subproc | dummy
+    pin_workers: bool = False  # each SubprocVecEnv worker on a CPU of its own (pin_workers)
     progress: bool = True
     command: str = ""
 
@@ -353,16 +354,41 @@ def _add(bonus: float, reward: float) -> float:
 
 
 def build_vec_env(env_id: str, options: dict[str, Any], n_envs: int, seed: int, kind: str = "auto",
-                  alive_bonus: float = 0.0):
-    """Monitor-wrapped VecEnv: SubprocVecEnv when ``n_envs > 1`` (``kind="auto"``), else DummyVecEnv."""
+                  alive_bonus: float = 0.0, pin: bool = False):
+    """Monitor-wrapped VecEnv: SubprocVecEnv when ``n_envs > 1`` (``kind="auto"``), else DummyVecEnv;
+    ``pin`` puts every SubprocVecEnv worker on a CPU of its own (:func:`pin_workers`)."""
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
     subproc = kind == "subproc" or (kind == "auto" and n_envs > 1)
     cls = SubprocVecEnv if subproc else DummyVecEnv
     kwargs = {"start_method": "forkserver"} if subproc else None
-    return make_vec_env(partial(make_env, env_id, alive_bonus), n_envs=n_envs, seed=seed, env_kwargs=options,
+    venv = make_vec_env(partial(make_env, env_id, alive_bonus), n_envs=n_envs, seed=seed, env_kwargs=options,
                         vec_env_cls=cls, vec_env_kwargs=kwargs)
+    if pin and subproc:
+        pin_workers(venv)
+    return venv
+
+
+def pin_workers(venv: Any) -> list[int] | None:
+    """Pin each worker process of a SubprocVecEnv to one CPU, round robin over the CPUs this process may
+    run on; returns the CPUs in worker order (None, with a warning, where the OS cannot pin).
+
+    A worker sleeps between steps; unpinned, the scheduler wakes it on whichever core is free, often
+    another one than last time, and every move costs the env's step a cold cache."""
+    import warnings
+
+    procs = getattr(venv, "processes", None)
+    if procs is None:
+        raise TypeError(f"pin_workers needs a SubprocVecEnv, got {type(venv).__name__}")
+    if not hasattr(os, "sched_setaffinity"):
+        warnings.warn("this OS cannot pin processes to CPUs; workers left unpinned", stacklevel=2)
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    chosen = [cpus[i % len(cpus)] for i in range(len(procs))]
+    for proc, cpu in zip(procs, chosen, strict=True):
+        os.sched_setaffinity(proc.pid, {cpu})
+    return chosen
 
 
 def policy_kwargs_for(cfg: PPOConfig, init_config: dict[str, Any] | None) -> dict[str, Any]:
@@ -480,7 +506,8 @@ def train_ppo(cfg: PPOConfig, resume: str | None = None, callbacks: list | None 
         inherited = {k: v for k, v in (init_cfg.get("env_options") or {}).items() if k != "split"}
         cfg.env_options = merge(inherited, cfg.env_options)
     train_opts = merge(cfg.env_options, {"split": "train"})
-    venv = build_vec_env(cfg.env_id, train_opts, n_envs, cfg.seed, cfg.vec_env, cfg.alive_bonus)
+    venv = build_vec_env(cfg.env_id, train_opts, n_envs, cfg.seed, cfg.vec_env, cfg.alive_bonus,
+                         pin=cfg.pin_workers)
     norm_obs = init_net is None
     start = time.time()
     if resume:
@@ -625,6 +652,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-freq", type=int, default=d.eval_freq, help="env steps between val evals")
     parser.add_argument("--eval-episodes", type=int, default=d.eval_episodes)
     parser.add_argument("--checkpoint-freq", type=int, default=d.checkpoint_freq, help="env steps (0: off)")
+    parser.add_argument("--pin-workers", action="store_true",
+                        help="pin each env worker process to a CPU of its own (faster on small machines; "
+                             "not when other jobs share the CPUs)")
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -656,7 +686,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[PPOConfig, str | None]:
         log_std_init=args.log_std_init, normalize_reward=not args.no_reward_norm,
         critic_warmup=args.critic_warmup, alive_bonus=args.alive_bonus, eval_freq=args.eval_freq,
         eval_episodes=args.eval_episodes,
-        checkpoint_freq=args.checkpoint_freq, progress=not args.no_progress, command=command,
+        checkpoint_freq=args.checkpoint_freq, pin_workers=args.pin_workers, progress=not args.no_progress,
+        command=command,
     )
     return cfg, None
 

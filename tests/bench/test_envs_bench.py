@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -59,7 +60,7 @@ def test_bench_envs_rejects_bad_input(tmp_path):
         main(["bench", "envs", "--steps", "abc"])
 
 
-@pytest.mark.slow  # ~20 s: five SubprocVecEnv start-ups
+@pytest.mark.slow  # ~30 s: seven SubprocVecEnv start-ups
 def test_bench_envs_vec_figures_come_with_the_pipe_round_trip_reference(tmp_path, capsys):
     out = tmp_path / "bench.json"
     args = ["bench", "envs", "--steps", "20", "--env", "LiquidControl/RoverNav-v0", "--out", str(out)]
@@ -74,6 +75,9 @@ def test_bench_envs_vec_figures_come_with_the_pipe_round_trip_reference(tmp_path
     assert busy["step_us"] == pytest.approx(1e6 / r["env_steps_per_s"])
     ratio = busy["subproc_2_steps_per_s"] / busy["subproc_1_steps_per_s"]
     assert busy["subproc_speedup_2v1"] == pytest.approx(ratio)
+    if hasattr(os, "sched_setaffinity"):  # the same protocol with every worker on a CPU of its own
+        pinned = r["subproc_pinned_2_steps_per_s"] / r["subproc_pinned_1_steps_per_s"]
+        assert r["subproc_pinned_speedup_2v1"] == pytest.approx(pinned)
     assert "round trip" in capsys.readouterr().out
 
 

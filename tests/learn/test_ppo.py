@@ -8,6 +8,7 @@ the actions.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import gymnasium as gym
@@ -280,3 +281,36 @@ def test_learns_memory_task_above_chance(tmp_path: Path):
             obs, r, done, _, info = env.step(ctrl.act(obs))
         wins += info["is_success"]
     assert wins >= 80, wins
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="this OS cannot pin processes")
+def test_pin_workers_puts_each_worker_on_a_cpu_of_its_own():
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    from liquid_control.learn.ppo import pin_workers
+
+    cpus = sorted(os.sched_getaffinity(0))
+    vec = SubprocVecEnv([lambda: gym.make("CartPole-v1")] * 3)
+    try:
+        chosen = pin_workers(vec)
+        assert chosen == [cpus[i % len(cpus)] for i in range(3)]  # round robin over the allowed CPUs
+        assert [os.sched_getaffinity(proc.pid) for proc in vec.processes] == [{c} for c in chosen]
+        vec.reset()
+        assert len(vec.step(np.zeros(3, dtype=np.int64))[0]) == 3  # pinned workers still step
+    finally:
+        vec.close()
+    assert os.sched_getaffinity(0) == set(cpus)  # the calling process is left as it was
+    with pytest.raises(TypeError, match="SubprocVecEnv"):
+        pin_workers(DummyVecEnv([lambda: gym.make("CartPole-v1")]))
+
+
+def test_pin_workers_flag_reaches_the_config():
+    import argparse
+
+    from liquid_control.learn.ppo import add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    base = ["--env", TOY_ID, "--steps", "10", "--out", "x"]
+    assert config_from_args(parser.parse_args(base))[0].pin_workers is False
+    assert config_from_args(parser.parse_args([*base, "--pin-workers"]))[0].pin_workers is True
