@@ -41,6 +41,8 @@ def main() -> int:
     p.add_argument("--env", default="LiquidControl/RoverNav-v0")
     p.add_argument("--core", default="ltc", help="ltc|cfc|lstm|gru|mlp|euler")
     p.add_argument("--budget", type=int, default=20000, help="trainable parameters of the whole policy")
+    p.add_argument("--encoder", default="mlp", choices=["mlp", "conv"],
+                   help="observation encoder: an MLP, or a 1-D conv over the ray block")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget: collect + BC + DAgger")
     p.add_argument("--episodes", type=int, default=200, help="expert demonstration episodes")
@@ -93,7 +95,7 @@ def main() -> int:
     t, c = time.monotonic(), cpu_seconds()
     left = max(args.minutes - (time.monotonic() - t0) / 60.0, 0.5)
     cfg = BCConfig(env_id=args.env, demos=[str(demos)], out=str(out / "policy"), policy=args.core,
-                   budget=args.budget, epochs=args.epochs, minutes=left, seed=args.seed,
+                   budget=args.budget, encoder=args.encoder, epochs=args.epochs, minutes=left, seed=args.seed,
                    dagger_rounds=args.dagger_rounds, dagger_episodes=args.dagger_episodes,
                    dagger_epochs=args.dagger_epochs, dagger_beta=args.dagger_beta, workers=args.workers,
                    expert_options=options, drop_obs=parse_drop_obs(args.drop_obs),
