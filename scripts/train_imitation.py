@@ -65,6 +65,8 @@ def main() -> int:
     p.add_argument("--near-weight", type=float, default=0.0,
                    help="extra loss weight on steps with a ray below --near-range")
     p.add_argument("--near-range", type=float, default=0.25, help="fraction of the sensor range")
+    p.add_argument("--dagger-weight", type=float, default=1.0,
+                   help="loss weight of DAgger (relabelled learner) episodes against expert demos")
     p.add_argument("--eval-episodes", type=int, default=100)
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="env option override")
@@ -101,6 +103,7 @@ def main() -> int:
                    expert_options=options, drop_obs=parse_drop_obs(args.drop_obs),
                    log_rays=args.log_rays, chunk_len=args.chunk_len, burn_in=args.burn_in,
                    obs_noise=args.obs_noise, near_weight=args.near_weight, near_range=args.near_range,
+                   dagger_weight=args.dagger_weight,
                    command="scripts/train_imitation.py " + json.dumps(vars(args)))
     ckpt = train_bc(cfg)
     stages["train_s"], cpu["train_s"] = time.monotonic() - t, cpu_seconds() - c

@@ -67,6 +67,9 @@ class BCConfig:
     # sensor range): the steps where a small error becomes a collision
     near_weight: float = 0.0
     near_range: float = 0.25
+    # loss weight of DAgger episodes (the learner's own states, relabelled) against expert demos, in
+    # training and validation alike: the states the learner will meet are what it is scored on
+    dagger_weight: float = 1.0
     val_every: int = 10  # every episode whose seed % val_every == val_every - 1 is held out
     patience: int = 8  # early stopping: epochs without a validation improvement
     successful_only: bool = True  # drop expert demos that did not reach the goal
@@ -91,6 +94,8 @@ class BCConfig:
             raise ValueError(f"minutes must be positive, got {self.minutes}")
         if self.obs_noise < 0 or self.near_weight < 0:
             raise ValueError("obs_noise and near_weight must be >= 0")
+        if self.dagger_weight <= 0:
+            raise ValueError(f"dagger_weight must be > 0, got {self.dagger_weight}")
         if not 0.0 < self.near_range <= 1.0:
             raise ValueError(f"near_range must be in (0, 1], got {self.near_range}")
         if not 0.0 <= self.dagger_beta <= 1.0:
@@ -274,6 +279,13 @@ def near_obstacle_weights(obs: torch.Tensor, rays: list[int], near_range: float,
     return 1.0 + near_weight * (closest < near_range).to(obs.dtype)
 
 
+def episode_chunk_weights(episodes: list[dict], chunk_len: int, weights: list[float]) -> torch.Tensor:
+    """(N, 1) weight of every chunk :func:`make_chunks` cuts from ``episodes``: its episode's weight."""
+    per_chunk = [w for e, w in zip(episodes, weights, strict=True)
+                 for _ in range(math.ceil(len(e["observations"]) / chunk_len))]
+    return torch.tensor(per_chunk, dtype=torch.float32)[:, None]
+
+
 def feature_std(chunks: Chunks) -> torch.Tensor:
     """Std (F,) of every observation feature over the chunks' trained steps."""
     sel = chunks.obs[chunks.mask > 0]
@@ -363,12 +375,17 @@ def train_bc(cfg: BCConfig, on_epoch_end: Any = None) -> Path:
             policy.load_state_dict(best.state_dict())
         train_chunks = make_chunks([(e["observations"], e["actions"]) for e in train_eps],
                                    cfg.chunk_len, cfg.burn_in)
+        val_chunks = make_chunks([(e["observations"], e["actions"]) for e in val_eps or train_eps[:1]],
+                                 cfg.chunk_len, cfg.burn_in)
+        if cfg.dagger_weight != 1.0:
+            relabelled = {id(e) for ds in datasets if ds.manifest.get("labeler") for e in ds.episodes}
+            for chunks, eps in ((train_chunks, train_eps), (val_chunks, val_eps or train_eps[:1])):
+                chunks.mask = chunks.mask * episode_chunk_weights(
+                    eps, cfg.chunk_len, [cfg.dagger_weight if id(e) in relabelled else 1.0 for e in eps])
         if cfg.near_weight > 0:  # weights folded into the mask: chunk_loss is a weighted mean
             train_chunks.mask = train_chunks.mask * near_obstacle_weights(
                 train_chunks.obs, ray_part(cfg.env_id, options), cfg.near_range, cfg.near_weight)
         noise_std = cfg.obs_noise * feature_std(train_chunks) if cfg.obs_noise > 0 else None
-        val_chunks = make_chunks([(e["observations"], e["actions"]) for e in val_eps or train_eps[:1]],
-                                 cfg.chunk_len, cfg.burn_in)
         if st["round_epoch"] == 0:  # a round starts: its time share, and the incumbent's validation loss
             st["round_end_s"] = _round_end(cfg, time.monotonic() - start, rnd)
             st["best_val"] = math.inf if rnd == 0 else _evaluate(policy, val_chunks, cfg)
@@ -504,6 +521,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="extra loss weight on steps with a ray below --near-range (0: off)")
     parser.add_argument("--near-range", type=float, default=0.25,
                         help="fraction of the sensor range counted as near an obstacle")
+    parser.add_argument("--dagger-weight", type=float, default=1.0,
+                        help="loss weight of DAgger (relabelled learner) episodes against expert demos")
     parser.add_argument("--all-demos", action="store_true", help="keep expert demos that failed")
     parser.add_argument("--workers", type=int, default=None, help="DAgger rollout workers")
     parser.add_argument("--seed", type=int, default=0)
@@ -520,6 +539,7 @@ def config_from_args(args: argparse.Namespace) -> BCConfig:
                     chunk_len=args.chunk_len, burn_in=args.burn_in,
                     batch_size=args.batch_size, lr=args.lr, patience=args.patience,
                     obs_noise=args.obs_noise, near_weight=args.near_weight, near_range=args.near_range,
+                    dagger_weight=args.dagger_weight,
                     successful_only=not args.all_demos, dagger_rounds=args.dagger_rounds,
                     dagger_episodes=args.dagger_episodes, dagger_epochs=args.dagger_epochs,
                     dagger_beta=args.dagger_beta, workers=args.workers, resume=args.resume,

@@ -260,3 +260,15 @@ def test_obs_noise_regularises_reproducibly(tmp_path):
     for bad in ({"obs_noise": -0.1}, {"near_weight": -1.0}, {"near_range": 0.0}):
         with pytest.raises(ValueError):
             _cfg(tmp_path, demos, **bad)
+
+
+def test_episode_chunk_weights_follow_make_chunks_order():
+    from liquid_control.learn.bc import episode_chunk_weights
+
+    eps = _episodes([5, 13, 8])
+    ch = make_chunks(eps, chunk_len=4, burn_in=3)
+    w = episode_chunk_weights([{"observations": o} for o, _ in eps], 4, [1.0, 3.0, 0.5])
+    assert w.shape == (len(ch), 1)
+    assert w[:, 0].tolist() == [1.0] * 2 + [3.0] * 4 + [0.5] * 2  # chunks per episode: 2, 4, 2
+    with pytest.raises(ValueError, match="dagger_weight"):
+        BCConfig(env_id="Synthetic-v0", demos=["x"], out="y", dagger_weight=0.0)
