@@ -60,3 +60,21 @@ def test_collect_bc_dagger_improves_closed_loop_success(toy_env_id, tmp_path):
     before = _success(toy_env_id, PolicyController(untrained), seeds)
     after = _success(toy_env_id, load_controller(run), seeds)
     assert after >= 0.8 and after > before + 0.3, (before, after)
+
+
+def test_dagger_weight_reweights_only_the_relabelled_episodes(toy_env_id, tmp_path):
+    demos = tmp_path / "demos"
+    collect(toy_env_id, 10, demos, workers=1, progress=False)
+    histories = {}
+    for w in (1.0, 5.0):
+        torch.manual_seed(0)
+        cfg = BCConfig(env_id=toy_env_id, demos=[str(demos)], out=str(tmp_path / f"w{w}"), policy="gru",
+                       budget=None, epochs=3, chunk_len=16, burn_in=8, batch_size=16, lr=5e-3,
+                       dagger_rounds=1, dagger_episodes=4, dagger_epochs=2, workers=1, progress=False,
+                       dagger_weight=w)
+        card = json.loads((train_bc(cfg) / "card.json").read_text())
+        histories[w] = card["metrics"]["history"]
+    before = [[h["val_loss"] for h in histories[w] if h["round"] == 0] for w in (1.0, 5.0)]
+    after = [[h["val_loss"] for h in histories[w] if h["round"] == 1] for w in (1.0, 5.0)]
+    assert before[0] == before[1]  # demos only: the weight changes nothing
+    assert after[0] != after[1]  # with relabelled episodes the (weighted) objective differs
