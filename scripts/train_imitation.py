@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from liquid_control.evaluate.runner import evaluate
-from liquid_control.learn.bc import BCConfig, parse_drop_obs, train_bc
+from liquid_control.learn.bc import BCConfig, add_loss_arguments, loss_options, parse_drop_obs, train_bc
 from liquid_control.learn.checkpoint import atomic_write_json
 from liquid_control.learn.demos import collect, parse_expert_options, teacher_specs
 from liquid_control.learn.rollout import expert_spec
@@ -60,13 +60,7 @@ def main() -> int:
     p.add_argument("--log-rays", action="store_true", help="feed the ray ranges as log(range)")
     p.add_argument("--drop-obs", default="", metavar="PART,...",
                    help="observation parts (e.g. wheels, velocity) or indices the policy ignores")
-    p.add_argument("--obs-noise", type=float, default=0.0, metavar="SIGMA",
-                   help="training input noise, std = SIGMA x each feature's std")
-    p.add_argument("--near-weight", type=float, default=0.0,
-                   help="extra loss weight on steps with a ray below --near-range")
-    p.add_argument("--near-range", type=float, default=0.25, help="fraction of the sensor range")
-    p.add_argument("--dagger-weight", type=float, default=1.0,
-                   help="loss weight of DAgger (relabelled learner) episodes against expert demos")
+    add_loss_arguments(p)
     p.add_argument("--eval-episodes", type=int, default=100)
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="env option override")
@@ -102,8 +96,7 @@ def main() -> int:
                    dagger_epochs=args.dagger_epochs, dagger_beta=args.dagger_beta, workers=args.workers,
                    expert_options=options, drop_obs=parse_drop_obs(args.drop_obs),
                    log_rays=args.log_rays, chunk_len=args.chunk_len, burn_in=args.burn_in,
-                   obs_noise=args.obs_noise, near_weight=args.near_weight, near_range=args.near_range,
-                   dagger_weight=args.dagger_weight,
+                   **loss_options(args),
                    command="scripts/train_imitation.py " + json.dumps(vars(args)))
     ckpt = train_bc(cfg)
     stages["train_s"], cpu["train_s"] = time.monotonic() - t, cpu_seconds() - c

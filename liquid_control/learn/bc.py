@@ -375,11 +375,12 @@ def train_bc(cfg: BCConfig, on_epoch_end: Any = None) -> Path:
             policy.load_state_dict(best.state_dict())
         train_chunks = make_chunks([(e["observations"], e["actions"]) for e in train_eps],
                                    cfg.chunk_len, cfg.burn_in)
-        val_chunks = make_chunks([(e["observations"], e["actions"]) for e in val_eps or train_eps[:1]],
-                                 cfg.chunk_len, cfg.burn_in)
+        val_set = val_eps or train_eps[:1]
+        val_chunks = make_chunks([(e["observations"], e["actions"]) for e in val_set], cfg.chunk_len,
+                                 cfg.burn_in)
         if cfg.dagger_weight != 1.0:
             relabelled = {id(e) for ds in datasets if ds.manifest.get("labeler") for e in ds.episodes}
-            for chunks, eps in ((train_chunks, train_eps), (val_chunks, val_eps or train_eps[:1])):
+            for chunks, eps in ((train_chunks, train_eps), (val_chunks, val_set)):
                 chunks.mask = chunks.mask * episode_chunk_weights(
                     eps, cfg.chunk_len, [cfg.dagger_weight if id(e) in relabelled else 1.0 for e in eps])
         if cfg.near_weight > 0:  # weights folded into the mask: chunk_loss is a weighted mean
@@ -515,6 +516,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--patience", type=int, default=8)
+    add_loss_arguments(parser)
+    parser.add_argument("--all-demos", action="store_true", help="keep expert demos that failed")
+    parser.add_argument("--workers", type=int, default=None, help="DAgger rollout workers")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    parser.add_argument("--out", required=True, help="run directory (becomes the checkpoint)")
+
+
+def add_loss_arguments(parser: argparse.ArgumentParser) -> None:
+    """The BC loss options (``BCConfig.obs_noise``, ``near_weight``, ``near_range``, ``dagger_weight``),
+    shared by ``train bc`` and ``scripts/train_imitation.py``; :func:`loss_options` reads them back."""
     parser.add_argument("--obs-noise", type=float, default=0.0, metavar="SIGMA",
                         help="training input noise, std = SIGMA x each feature's std (0: off)")
     parser.add_argument("--near-weight", type=float, default=0.0,
@@ -523,11 +535,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fraction of the sensor range counted as near an obstacle")
     parser.add_argument("--dagger-weight", type=float, default=1.0,
                         help="loss weight of DAgger (relabelled learner) episodes against expert demos")
-    parser.add_argument("--all-demos", action="store_true", help="keep expert demos that failed")
-    parser.add_argument("--workers", type=int, default=None, help="DAgger rollout workers")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    parser.add_argument("--out", required=True, help="run directory (becomes the checkpoint)")
+
+
+def loss_options(args: argparse.Namespace) -> dict[str, float]:
+    """The :func:`add_loss_arguments` values as ``BCConfig`` keyword arguments."""
+    return {"obs_noise": args.obs_noise, "near_weight": args.near_weight, "near_range": args.near_range,
+            "dagger_weight": args.dagger_weight}
 
 
 def config_from_args(args: argparse.Namespace) -> BCConfig:
@@ -538,8 +551,7 @@ def config_from_args(args: argparse.Namespace) -> BCConfig:
                     drop_obs=parse_drop_obs(args.drop_obs), log_rays=args.log_rays, seed=args.seed,
                     chunk_len=args.chunk_len, burn_in=args.burn_in,
                     batch_size=args.batch_size, lr=args.lr, patience=args.patience,
-                    obs_noise=args.obs_noise, near_weight=args.near_weight, near_range=args.near_range,
-                    dagger_weight=args.dagger_weight,
+                    **loss_options(args),
                     successful_only=not args.all_demos, dagger_rounds=args.dagger_rounds,
                     dagger_episodes=args.dagger_episodes, dagger_epochs=args.dagger_epochs,
                     dagger_beta=args.dagger_beta, workers=args.workers, resume=args.resume,
