@@ -87,7 +87,7 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=None, help="PPO env steps (hover 2M, nav 300k by default)")
     p.add_argument("--n-envs", type=int, default=None,
                    help="parallel envs (default: hover 16 in one process, nav one per core)")
-    p.add_argument("--vec-env", default=None, choices=["auto", "subproc", "dummy"],
+    p.add_argument("--vec-env", default=None, choices=["auto", "subproc", "batched", "dummy"],
                    help="default: hover dummy (the batched policy call, not the env, is the cost), nav auto")
     p.add_argument("--pin-workers", action="store_true", default=None,
                    help="pin each env worker process to a CPU of its own")

@@ -10,7 +10,10 @@ serial). Next to each env's 2-vs-1 ratio, ``busy_reference`` is the same measure
 (:class:`BusyEnv`) that only busy-waits the env's own single-process step time: what SubprocVecEnv gives
 any env of that cost on this machine. ``subproc_pinned_*`` repeats the 1- and 2-worker measurement with every
 worker pinned to a CPU of its own (``train ppo --pin-workers``): a sleeping worker that the scheduler wakes
-on another core steps with a cold cache. Writes JSON and prints a table.
+on another core steps with a cold cache. ``batched_*`` is the same 1- vs 2-worker measurement for
+:class:`~liquid_control.learn.vec_env.BatchedSubprocVecEnv` (``train ppo --vec-env batched``) with
+``--envs-per-worker`` envs in every worker process (default 8), so one round trip carries that many env
+steps; ``batched_pinned_*`` with the workers pinned. Writes JSON and prints a table.
 
 The raw loop starts from the env's reset state and applies nothing, so a drone falls and then rests on
 the ground (a ground contact every step, which costs more than free flight) and the rover stands still.
@@ -50,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="env steps per measurement")
     parser.add_argument("--env", action="append", default=None, help="only these env ids (repeatable)")
     parser.add_argument("--no-vec", action="store_true", help="skip the SubprocVecEnv measurement")
+    parser.add_argument("--envs-per-worker", type=int, default=8,
+                        help="envs in each BatchedSubprocVecEnv worker (the batched_* figures)")
 
 
 def _substeps(env: Any) -> int:
@@ -220,15 +225,23 @@ def _make(env_id: str, busy: tuple[float, int, int] | None = None):
 
 
 def vec_steps_per_s(env_id: str, n_envs: int, steps: int, seed: int = 0,
-                    busy: tuple[float, int, int] | None = None, pin: bool = False) -> float:
+                    busy: tuple[float, int, int] | None = None, pin: bool = False,
+                    envs_per_worker: int = 0) -> float:
     """Total env steps/s of a SubprocVecEnv with ``n_envs`` workers (random actions); with ``busy``
     (step_us, obs_dim, act_dim) of a :class:`BusyEnv` instead of ``env_id``; with ``pin`` each worker on
-    a CPU of its own (``learn.ppo.pin_workers``, as ``train ppo --pin-workers``)."""
+    a CPU of its own (``learn.ppo.pin_workers``, as ``train ppo --pin-workers``). With
+    ``envs_per_worker`` k > 0 a BatchedSubprocVecEnv of ``n_envs`` workers holding k envs each instead."""
     from stable_baselines3.common.vec_env import SubprocVecEnv
 
     from liquid_control.learn.ppo import pin_workers
+    from liquid_control.learn.vec_env import BatchedSubprocVecEnv
 
-    vec = SubprocVecEnv([_make(env_id, busy) for _ in range(n_envs)])
+    if envs_per_worker > 0:
+        workers = n_envs
+        n_envs = workers * envs_per_worker
+        vec = BatchedSubprocVecEnv([_make(env_id, busy) for _ in range(n_envs)], n_workers=workers)
+    else:
+        vec = SubprocVecEnv([_make(env_id, busy) for _ in range(n_envs)])
     try:
         if pin:
             pin_workers(vec)
@@ -254,6 +267,9 @@ def run(args: argparse.Namespace) -> int:
     steps = args.steps or (300 if args.quick else 3000)
     if steps < 10:
         raise ValueError(f"--steps must be >= 10, got {steps}")
+    k = args.envs_per_worker
+    if k < 1:
+        raise ValueError(f"--envs-per-worker must be >= 1, got {k}")
     ids = args.env or list(ENV_IDS)
     unknown = [i for i in ids if i not in ENV_IDS]
     if unknown:
@@ -284,6 +300,12 @@ def run(args: argparse.Namespace) -> int:
                 one, two = (vec_steps_per_s(env_id, n, steps, pin=True) for n in (1, 2))
                 res.update({"subproc_pinned_1_steps_per_s": one, "subproc_pinned_2_steps_per_s": two,
                             "subproc_pinned_speedup_2v1": two / one})
+            for tag, pin in (("batched", False), ("batched_pinned", True)):  # k envs per worker process
+                if pin and not hasattr(os, "sched_setaffinity"):
+                    continue
+                one, two = (vec_steps_per_s(env_id, n, steps, pin=pin, envs_per_worker=k) for n in (1, 2))
+                res.update({f"{tag}_1_steps_per_s": one, f"{tag}_2_steps_per_s": two,
+                            f"{tag}_speedup_2v1": two / one, "envs_per_worker": k})
             # the same protocol around a stand-in that only burns the env's own single-process step time
             space = gym.make(env_id)
             busy = (1e6 / res["env_steps_per_s"], int(np.prod(space.observation_space.shape)),
@@ -297,7 +319,7 @@ def run(args: argparse.Namespace) -> int:
         json.dump(out, f, indent=2)
     print(f"{'env':32s} {'steps/s':>9s} {'/cpu-s':>8s} {'raw-phys eq.':>12s} {'of raw':>7s} "
           f"{'/cpu':>5s} {'air|drv':>7s} {'cast x':>6s} {'vec1':>8s} {'vec2':>8s} {'2v1':>5s} {'busy':>6s} "
-          f"{'pinned':>6s}")
+          f"{'pinned':>6s} {'batch1':>8s} {'batch2':>8s} {'b2v1':>5s} {'b-pin':>5s}")
     for env_id, r in out["envs"].items():
         if "skipped" in r:
             print(f"{env_id:32s} skipped ({r['skipped'][:60]})")
@@ -306,7 +328,10 @@ def run(args: argparse.Namespace) -> int:
         if "subproc_1_steps_per_s" in r:
             vec = (f"{r['subproc_1_steps_per_s']:8.0f} {r['subproc_2_steps_per_s']:8.0f} "
                    f"{r['subproc_speedup_2v1']:5.2f} {r['busy_reference']['subproc_speedup_2v1']:6.2f} "
-                   f"{r.get('subproc_pinned_speedup_2v1', float('nan')):6.2f}")
+                   f"{r.get('subproc_pinned_speedup_2v1', float('nan')):6.2f} "
+                   f"{r['batched_1_steps_per_s']:8.0f} {r['batched_2_steps_per_s']:8.0f} "
+                   f"{r['batched_speedup_2v1']:5.2f} "
+                   f"{r.get('batched_pinned_speedup_2v1', float('nan')):5.2f}")
         air = r.get("fraction_of_airborne_raw_per_cpu", r.get("fraction_of_driving_raw_per_cpu"))
         rays = r.get("ray_cast_speedup_vs_raytestbatch")
         print(f"{env_id:32s} {r['env_steps_per_s']:9.0f} {r['env_steps_per_cpu_s']:8.0f} "
@@ -319,7 +344,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"SubprocVecEnv round trip of {ipc['env']} (a near-free env): {ipc['round_trip_us']:.0f} us "
               f"per step ({ipc['subproc_1_steps_per_s']:.0f} steps/s): the floor of every vec figure; "
               "busy = 2v1 of a stand-in env that only burns the env's own step time; pinned = 2v1 with every "
-              "worker on a CPU of its own (train ppo --pin-workers); air|drv = of the "
+              "worker on a CPU of its own (train ppo --pin-workers); batch1/batch2/b2v1 = "
+              f"BatchedSubprocVecEnv with {k} envs per worker (train ppo --vec-env batched), b-pin = its 2v1 "
+              "pinned; air|drv = of the "
               "airborne (drones) or driving (rover) physics-only reference, per CPU second")
     print(f"wrote {args.out}")
     return 0

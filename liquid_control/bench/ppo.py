@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="LTC critic; the LSTM reference uses the matching sb3-contrib option")
     parser.add_argument("--budget", type=int, default=20000, help="trainable parameters of the LTC actor")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--vec-env", default="dummy", choices=["auto", "subproc", "dummy"],
+    parser.add_argument("--vec-env", default="dummy", choices=["auto", "subproc", "batched", "dummy"],
                         help="dummy (default): envs in-process, so process CPU time covers them")
 
 

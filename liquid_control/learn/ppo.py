@@ -312,8 +312,8 @@ class PPOConfig:
     eval_freq: int = 20000  # env steps between evaluations on the val split (0: none)
     eval_episodes: int = 10
     checkpoint_freq: int = 50000  # env steps between SB3 checkpoints (0: none)
-    vec_env: str = "auto"  # auto | subproc | dummy
-    pin_workers: bool = False  # each SubprocVecEnv worker on a CPU of its own (pin_workers)
+    vec_env: str = "auto"  # one of VEC_ENVS (build_vec_env)
+    pin_workers: bool = False  # each env worker process on a CPU of its own (pin_workers)
     progress: bool = True
     command: str = ""
 
@@ -328,8 +328,8 @@ class PPOConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.critic not in CRITICS:
             raise ValueError(f"critic must be one of {CRITICS}, got {self.critic!r}")
-        if self.vec_env not in ("auto", "subproc", "dummy"):
-            raise ValueError(f"vec_env must be auto, subproc or dummy, got {self.vec_env!r}")
+        if self.vec_env not in VEC_ENVS:
+            raise ValueError(f"vec_env must be one of {VEC_ENVS}, got {self.vec_env!r}")
         if not 0 < self.gamma <= 1 or not 0 <= self.gae_lambda <= 1 or self.lr <= 0:
             raise ValueError("need 0 < gamma <= 1, 0 <= gae_lambda <= 1 and lr > 0")
 
@@ -353,26 +353,44 @@ def _add(bonus: float, reward: float) -> float:
     return reward + bonus
 
 
+VEC_ENVS = ("auto", "subproc", "batched", "dummy")
+
+
 def build_vec_env(env_id: str, options: dict[str, Any], n_envs: int, seed: int, kind: str = "auto",
-                  alive_bonus: float = 0.0, pin: bool = False):
-    """Monitor-wrapped VecEnv: SubprocVecEnv when ``n_envs > 1`` (``kind="auto"``), else DummyVecEnv;
-    ``pin`` puts every SubprocVecEnv worker on a CPU of its own (:func:`pin_workers`)."""
+                  alive_bonus: float = 0.0, pin: bool = False, workers: int | None = None):
+    """Monitor-wrapped VecEnv of ``kind`` (one of ``VEC_ENVS``): ``subproc`` is SB3's SubprocVecEnv (a
+    process per env), ``batched`` a :class:`~liquid_control.learn.vec_env.BatchedSubprocVecEnv` (the envs
+    shared among ``workers`` processes, default one per CPU, each stepping its share per message),
+    ``dummy`` all envs in this process, ``auto`` subproc when ``n_envs > 1`` else dummy. ``pin`` puts
+    every worker process on a CPU of its own (:func:`pin_workers`)."""
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-    subproc = kind == "subproc" or (kind == "auto" and n_envs > 1)
-    cls = SubprocVecEnv if subproc else DummyVecEnv
-    kwargs = {"start_method": "forkserver"} if subproc else None
+    from liquid_control.learn.vec_env import BatchedSubprocVecEnv
+
+    if kind not in VEC_ENVS:
+        raise ValueError(f"vec env kind must be one of {VEC_ENVS}, got {kind!r}")
+    if kind == "auto":
+        kind = "subproc" if n_envs > 1 else "dummy"
+    kwargs: dict[str, Any] | None = None
+    cls: type = DummyVecEnv
+    if kind == "subproc":
+        cls, kwargs = SubprocVecEnv, {"start_method": "forkserver"}
+    elif kind == "batched":
+        n_workers = workers or min(n_envs, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                   else os.cpu_count() or 1)
+        cls, kwargs = BatchedSubprocVecEnv, {"n_workers": n_workers, "start_method": "forkserver"}
     venv = make_vec_env(partial(make_env, env_id, alive_bonus), n_envs=n_envs, seed=seed, env_kwargs=options,
                         vec_env_cls=cls, vec_env_kwargs=kwargs)
-    if pin and subproc:
+    if pin and kind != "dummy":
         pin_workers(venv)
     return venv
 
 
 def pin_workers(venv: Any) -> list[int] | None:
-    """Pin each worker process of a SubprocVecEnv to one CPU, round robin over the CPUs this process may
-    run on; returns the CPUs in worker order (None, with a warning, where the OS cannot pin).
+    """Pin each worker process of a SubprocVecEnv (or BatchedSubprocVecEnv) to one CPU, round robin over
+    the CPUs this process may run on; returns the CPUs in worker order (None, with a warning, where the OS
+    cannot pin).
 
     A worker sleeps between steps; unpinned, the scheduler wakes it on whichever core is free, often
     another one than last time, and every move costs the env's step a cold cache."""
@@ -652,6 +670,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-freq", type=int, default=d.eval_freq, help="env steps between val evals")
     parser.add_argument("--eval-episodes", type=int, default=d.eval_episodes)
     parser.add_argument("--checkpoint-freq", type=int, default=d.checkpoint_freq, help="env steps (0: off)")
+    parser.add_argument("--vec-env", default=d.vec_env, choices=VEC_ENVS,
+                        help="auto: SB3 SubprocVecEnv with > 1 env; batched: the envs shared among one "
+                             "process per CPU, each stepping its share per message (the fastest way to "
+                             "step our envs; PPO on 2 CPUs is bound by the policy, where dummy is fastest)")
     parser.add_argument("--pin-workers", action="store_true",
                         help="pin each env worker process to a CPU of its own (faster on small machines; "
                              "not when other jobs share the CPUs)")
@@ -686,7 +708,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[PPOConfig, str | None]:
         log_std_init=args.log_std_init, normalize_reward=not args.no_reward_norm,
         critic_warmup=args.critic_warmup, alive_bonus=args.alive_bonus, eval_freq=args.eval_freq,
         eval_episodes=args.eval_episodes,
-        checkpoint_freq=args.checkpoint_freq, pin_workers=args.pin_workers, progress=not args.no_progress,
+        checkpoint_freq=args.checkpoint_freq, vec_env=args.vec_env, pin_workers=args.pin_workers,
+        progress=not args.no_progress,
         command=command,
     )
     return cfg, None

@@ -60,10 +60,11 @@ def test_bench_envs_rejects_bad_input(tmp_path):
         main(["bench", "envs", "--steps", "abc"])
 
 
-@pytest.mark.slow  # ~30 s: seven SubprocVecEnv start-ups
+@pytest.mark.slow  # ~40 s: eleven SubprocVecEnv start-ups
 def test_bench_envs_vec_figures_come_with_the_pipe_round_trip_reference(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    args = ["bench", "envs", "--steps", "20", "--env", "LiquidControl/RoverNav-v0", "--out", str(out)]
+    args = ["bench", "envs", "--steps", "20", "--env", "LiquidControl/RoverNav-v0", "--envs-per-worker", "3",
+            "--out", str(out)]
     assert main(args) == 0
     data = json.loads(out.read_text())
     ipc = data["ipc_reference"]
@@ -78,7 +79,12 @@ def test_bench_envs_vec_figures_come_with_the_pipe_round_trip_reference(tmp_path
     if hasattr(os, "sched_setaffinity"):  # the same protocol with every worker on a CPU of its own
         pinned = r["subproc_pinned_2_steps_per_s"] / r["subproc_pinned_1_steps_per_s"]
         assert r["subproc_pinned_speedup_2v1"] == pytest.approx(pinned)
+        assert r["batched_pinned_speedup_2v1"] == pytest.approx(
+            r["batched_pinned_2_steps_per_s"] / r["batched_pinned_1_steps_per_s"])
+    assert r["envs_per_worker"] == 3  # BatchedSubprocVecEnv: 3 envs per worker process
+    assert r["batched_speedup_2v1"] == pytest.approx(r["batched_2_steps_per_s"] / r["batched_1_steps_per_s"])
     assert "round trip" in capsys.readouterr().out
+    assert main([*args[:-2], "--envs-per-worker", "0", "--out", str(out)]) == 2
 
 
 def test_busy_env_burns_its_step_time_and_passes_check_env():
