@@ -20,6 +20,9 @@ cost-to-go field (clearance-aware: it prefers the middle of gaps) and the exact 
 along each, and flies the best one, facing it: no path memory and no replan thresholds, so its label is
 a function of the drone's state (what DAgger relabelling needs; the rover expert's ``"arcs"`` law is
 the same idea for a differential drive).
+
+With ``slow_clearance`` c > 0 the pursuit law scales its speed by the body's clearance over c (at least
+0.3) where that clearance is below c: a teacher that slows down near obstacles.
 """
 
 from __future__ import annotations
@@ -29,7 +32,12 @@ from typing import Any
 
 import numpy as np
 
-from liquid_control.experts.planning import Planner, arc_clearance_terms, check_steering
+from liquid_control.experts.planning import (
+    Planner,
+    arc_clearance_terms,
+    check_steering,
+    near_obstacle_speed_scale,
+)
 from liquid_control.sim.flight_control import FlightController
 from liquid_control.sim.quadrotor import CF2X
 
@@ -96,8 +104,12 @@ class NavExpert(_VelocityExpert):
     def __init__(self, speed: float = 1.5, lookahead: float = 0.8, inflate: float = 0.35,
                  replan_distance: float = 0.35, yaw_gain: float = 2.0, clearance_weight: float = 0.0,
                  clearance_range: float = 0.5, sensing_range: float = 0.0, steering: str = "pursuit",
-                 arc_horizon: float = 1.0, arc_margin: float = 0.1, arc_clearance: float = 0.5) -> None:
+                 arc_horizon: float = 1.0, arc_margin: float = 0.1, arc_clearance: float = 0.5,
+                 slow_clearance: float = 0.0) -> None:
         super().__init__()
+        if not slow_clearance >= 0.0:
+            raise ValueError(f"slow_clearance must be >= 0 (0: off), got {slow_clearance}")
+        self.slow_clearance = float(slow_clearance)
         check_steering(steering, arc_horizon, arc_margin, arc_clearance)
         if steering == "arcs" and sensing_range > 0.0:
             raise ValueError("steering='arcs' plans on the known layout (sensing_range must be 0)")
@@ -225,6 +237,9 @@ class NavExpert(_VelocityExpert):
         n = float(np.hypot(*dvec))
         to_goal = float(np.hypot(*(goal - xy)))
         speed = min(self.speed, 1.2 * to_goal + 0.2)
+        if self.slow_clearance > 0.0:
+            clear = float(env.scene.clearance(xy)) - env.BODY_RADIUS
+            speed *= near_obstacle_speed_scale(clear, self.slow_clearance)
         v = dvec / n * speed if n > 1e-6 else np.zeros(2)
         return self._fly(v, pos, dvec)
 

@@ -177,6 +177,15 @@ def check_steering(steering: str, horizon: float, margin: float, soft: float) ->
         raise ValueError("need arc_horizon > 0 and arc_clearance > arc_margin >= 0")
 
 
+def near_obstacle_speed_scale(clear: float, slow_clearance: float, floor: float = 0.3) -> float:
+    """Speed factor of the experts' opt-in ``slow_clearance`` law: 1 with ``slow_clearance`` <= 0 (off) or
+    a body clearance ``clear`` (m) above it, else ``clear / slow_clearance`` but at least ``floor``: a
+    teacher that slows down near obstacles, so a learner's small steering errors cost less there."""
+    if slow_clearance <= 0.0:
+        return 1.0
+    return float(min(1.0, max(floor, clear / slow_clearance)))
+
+
 def arc_clearance_terms(clear: np.ndarray, now: float, margin: float, soft: float
                         ) -> tuple[np.ndarray, np.ndarray]:
     """The clearance part of the experts' "arcs" steering, from the body's clearance (m) at the S points

@@ -13,6 +13,9 @@ Two steering laws (``steering``):
   the body along each arc, and takes the best. A function of the pose alone (no path memory, no
   switching thresholds): where the pose gives the learner's observation, the label does too, which is
   what DAgger relabelling needs.
+
+With ``slow_clearance`` c > 0 the pursuit law also scales its speed by the body's clearance over c (at
+least 0.3) where that clearance is below c: a teacher that slows down near obstacles.
 """
 
 from __future__ import annotations
@@ -21,7 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from liquid_control.experts.planning import Planner, arc_clearance_terms, check_steering, connected_planner
+from liquid_control.experts.planning import (
+    Planner,
+    arc_clearance_terms,
+    check_steering,
+    connected_planner,
+    near_obstacle_speed_scale,
+)
 
 
 class RoverExpert:
@@ -30,8 +39,11 @@ class RoverExpert:
     def __init__(self, lookahead: float = 0.55, replan_distance: float = 0.35, k_turn: float = 2.5,
                  inflate: float = 0.36, clearance_weight: float = 0.0, clearance_range: float = 0.5,
                  steering: str = "pursuit", arc_horizon: float = 1.0, arc_margin: float = 0.04,
-                 arc_clearance: float = 0.3) -> None:
+                 arc_clearance: float = 0.3, slow_clearance: float = 0.0) -> None:
         check_steering(steering, arc_horizon, arc_margin, arc_clearance)
+        if not slow_clearance >= 0.0:
+            raise ValueError(f"slow_clearance must be >= 0 (0: off), got {slow_clearance}")
+        self.slow_clearance = float(slow_clearance)  # m; > 0: slow down closer than this (pursuit)
         self.steering = steering
         self.arc_horizon, self.arc_margin, self.arc_clearance = float(arc_horizon), float(arc_margin), \
             float(arc_clearance)
@@ -110,6 +122,9 @@ class RoverExpert:
         else:
             v = spec.max_speed * max(0.0, np.cos(alpha)) ** 2
             v *= min(1.0, 0.25 + d_goal / 1.0)  # ease in on the goal
+            if self.slow_clearance > 0.0:
+                clear = float(self.env.scene.clearance(xy)) - self.env.BODY_RADIUS
+                v *= near_obstacle_speed_scale(clear, self.slow_clearance)
             v = self._safe_speed(xy, yaw, v, w)
         return np.array([v / spec.max_speed, w / spec.max_turn], dtype=np.float32)
 
