@@ -13,7 +13,8 @@ worker pinned to a CPU of its own (``train ppo --pin-workers``): a sleeping work
 on another core steps with a cold cache. ``batched_*`` is the same 1- vs 2-worker measurement for
 :class:`~liquid_control.learn.vec_env.BatchedSubprocVecEnv` (``train ppo --vec-env batched``) with
 ``--envs-per-worker`` envs in every worker process (default 8), so one round trip carries that many env
-steps; ``batched_pinned_*`` with the workers pinned. Writes JSON and prints a table.
+steps (timed over 4x the steps of the other figures, as each round trip carries more of them);
+``batched_pinned_*`` with the workers pinned. Writes JSON and prints a table.
 
 The raw loop starts from the env's reset state and applies nothing, so a drone falls and then rests on
 the ground (a ground contact every step, which costs more than free flight) and the rover stands still.
@@ -303,7 +304,7 @@ def run(args: argparse.Namespace) -> int:
             for tag, pin in (("batched", False), ("batched_pinned", True)):  # k envs per worker process
                 if pin and not hasattr(os, "sched_setaffinity"):
                     continue
-                one, two = (vec_steps_per_s(env_id, n, steps, pin=pin, envs_per_worker=k) for n in (1, 2))
+                one, two = (vec_steps_per_s(env_id, n, 4 * steps, pin=pin, envs_per_worker=k) for n in (1, 2))
                 res.update({f"{tag}_1_steps_per_s": one, f"{tag}_2_steps_per_s": two,
                             f"{tag}_speedup_2v1": two / one, "envs_per_worker": k})
             # the same protocol around a stand-in that only burns the env's own single-process step time

@@ -304,7 +304,7 @@ def test_pin_workers_puts_each_worker_on_a_cpu_of_its_own():
         pin_workers(DummyVecEnv([lambda: gym.make("CartPole-v1")]))
 
 
-def test_pin_workers_flag_reaches_the_config():
+def test_pin_workers_and_vec_env_flags_reach_the_config():
     import argparse
 
     from liquid_control.learn.ppo import add_arguments, config_from_args
@@ -314,3 +314,7 @@ def test_pin_workers_flag_reaches_the_config():
     base = ["--env", TOY_ID, "--steps", "10", "--out", "x"]
     assert config_from_args(parser.parse_args(base))[0].pin_workers is False
     assert config_from_args(parser.parse_args([*base, "--pin-workers"]))[0].pin_workers is True
+    assert config_from_args(parser.parse_args(base))[0].vec_env == "auto"
+    assert config_from_args(parser.parse_args([*base, "--vec-env", "batched"]))[0].vec_env == "batched"
+    with pytest.raises(SystemExit):
+        parser.parse_args([*base, "--vec-env", "threads"])
