@@ -13,6 +13,7 @@ each worker), so a run is the same with either class.
 from __future__ import annotations
 
 import multiprocessing as mp
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -27,44 +28,77 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 )
 
 
+class _WorkerError:
+    """What a worker sends back instead of a result when a command raised: the formatted traceback."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
 def _worker(remote: Any, parent_remote: Any, fns: CloudpickleWrapper) -> None:
     """One worker process: a DummyVecEnv of its share of the envs, driven by (command, data) messages;
-    indices in messages are local to the worker."""
-    from stable_baselines3.common.vec_env import DummyVecEnv
-
+    indices in messages are local to the worker. An exception is sent back (the main process raises it)
+    and the worker keeps serving, so ``close`` still works."""
     parent_remote.close()
-    venv = DummyVecEnv(fns.var)
+    try:
+        from stable_baselines3.common.vec_env import DummyVecEnv
+
+        venv = DummyVecEnv(fns.var)
+    except Exception:  # e.g. a bad env option: report it to the constructor's first receive
+        remote.send(_WorkerError(traceback.format_exc()))
+        remote.close()
+        return
     while True:
         try:
             cmd, data = remote.recv()
         except (EOFError, KeyboardInterrupt):
             break
-        if cmd == "step":
-            venv.step_async(data)
-            obs, rewards, dones, infos = venv.step_wait()
-            remote.send((obs, rewards, dones, infos, list(venv.reset_infos)))
-        elif cmd == "reset":
-            venv._seeds, venv._options = list(data[0]), list(data[1])
-            obs = venv.reset()
-            remote.send((obs, list(venv.reset_infos)))
-        elif cmd == "get_spaces":
-            remote.send((venv.observation_space, venv.action_space))
-        elif cmd == "get_images":
-            remote.send(venv.get_images())
-        elif cmd == "get_attr":
-            remote.send(venv.get_attr(data[0], data[1]))
-        elif cmd == "set_attr":
-            remote.send(venv.set_attr(data[0], data[1], data[2]))
-        elif cmd == "env_method":
-            remote.send(venv.env_method(data[0], *data[1], indices=data[3], **data[2]))
-        elif cmd == "env_is_wrapped":
-            remote.send(venv.env_is_wrapped(data[0], data[1]))
-        elif cmd == "close":
-            venv.close()
-            remote.close()
-            break
-        else:
-            raise NotImplementedError(f"unknown worker command {cmd!r}")
+        try:
+            if not _serve(venv, remote, cmd, data):
+                break
+        except Exception:
+            remote.send(_WorkerError(traceback.format_exc()))
+
+
+def _serve(venv: Any, remote: Any, cmd: str, data: Any) -> bool:
+    """Carry out one command on the worker's DummyVecEnv and send its result; False after ``close``."""
+    if cmd == "step":
+        venv.step_async(data)
+        obs, rewards, dones, infos = venv.step_wait()
+        remote.send((obs, rewards, dones, infos, list(venv.reset_infos)))
+    elif cmd == "reset":
+        venv._seeds, venv._options = list(data[0]), list(data[1])
+        obs = venv.reset()
+        remote.send((obs, list(venv.reset_infos)))
+    elif cmd == "get_spaces":
+        remote.send((venv.observation_space, venv.action_space))
+    elif cmd == "get_images":
+        remote.send(venv.get_images())
+    elif cmd == "get_attr":
+        remote.send(venv.get_attr(data[0], data[1]))
+    elif cmd == "set_attr":
+        remote.send(venv.set_attr(data[0], data[1], data[2]))
+    elif cmd == "env_method":
+        remote.send(venv.env_method(data[0], *data[1], indices=data[3], **data[2]))
+    elif cmd == "env_is_wrapped":
+        remote.send(venv.env_is_wrapped(data[0], data[1]))
+    elif cmd == "close":
+        venv.close()
+        remote.close()
+        return False
+    else:
+        raise NotImplementedError(f"unknown worker command {cmd!r}")
+    return True
+
+
+def _recv_all(remotes: Sequence[Any]) -> list[Any]:
+    """Every worker's reply (all are read, so the protocol stays in step); RuntimeError with the first
+    failed worker's traceback if a command raised."""
+    replies = [remote.recv() for remote in remotes]
+    for reply in replies:
+        if isinstance(reply, _WorkerError):
+            raise RuntimeError(f"an env worker process failed:\n{reply.text}")
+    return replies
 
 
 def _concat(parts: Sequence[Any]) -> Any:
@@ -107,8 +141,13 @@ class BatchedSubprocVecEnv(VecEnv):
             self.processes.append(proc)
         self.waiting = False
         self.closed = False
-        self.remotes[0].send(("get_spaces", None))
-        observation_space, action_space = self.remotes[0].recv()
+        for remote in self.remotes:  # every worker reports whether its envs could be built
+            remote.send(("get_spaces", None))
+        try:
+            (observation_space, action_space), *_ = _recv_all(self.remotes)
+        except (RuntimeError, EOFError):
+            self._terminate()
+            raise
         super().__init__(n_envs, observation_space, action_space)
 
     # ---- stepping ----------------------------------------------------------------------------------
@@ -119,8 +158,8 @@ class BatchedSubprocVecEnv(VecEnv):
         self.waiting = True
 
     def step_wait(self) -> VecEnvStepReturn:
-        results = [remote.recv() for remote in self.remotes]
-        self.waiting = False
+        self.waiting = False  # _recv_all reads every reply, also when it raises
+        results = _recv_all(self.remotes)
         obs, rewards, dones, infos, reset_infos = zip(*results, strict=True)
         self.reset_infos = [r for part in reset_infos for r in part]
         return (_concat(obs), np.concatenate(rewards), np.concatenate(dones),
@@ -129,17 +168,24 @@ class BatchedSubprocVecEnv(VecEnv):
     def reset(self) -> VecEnvObs:
         for remote, sl in zip(self.remotes, self.slices, strict=True):
             remote.send(("reset", (self._seeds[sl], self._options[sl])))
-        results = [remote.recv() for remote in self.remotes]
+        results = _recv_all(self.remotes)
         obs, reset_infos = zip(*results, strict=True)
         self.reset_infos = [r for part in reset_infos for r in part]
         self._reset_seeds()
         self._reset_options()
         return _concat(obs)
 
+    def _terminate(self) -> None:
+        """Stop every worker process at once (after a failed start)."""
+        for proc in self.processes:
+            proc.terminate()
+            proc.join()
+        self.closed = True
+
     def close(self) -> None:
         if self.closed:
             return
-        if self.waiting:
+        if self.waiting:  # drain the pending step replies
             for remote in self.remotes:
                 remote.recv()
         for remote in self.remotes:
@@ -164,7 +210,8 @@ class BatchedSubprocVecEnv(VecEnv):
         routes = self._route(indices)
         for w, local in routes:
             self.remotes[w].send((cmd, make(local)))
-        return [x for w, _ in routes for x in self.remotes[w].recv()]
+        replies = _recv_all([self.remotes[w] for w, _ in routes])
+        return [x for reply in replies for x in reply]
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         return self._ask("get_attr", indices, lambda local: (attr_name, local))
@@ -172,7 +219,7 @@ class BatchedSubprocVecEnv(VecEnv):
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
         for w, local in self._route(indices):
             self.remotes[w].send(("set_attr", (attr_name, value, local)))
-            self.remotes[w].recv()
+            _recv_all([self.remotes[w]])
 
     def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None,
                    **method_kwargs: Any) -> list[Any]:
@@ -185,4 +232,4 @@ class BatchedSubprocVecEnv(VecEnv):
     def get_images(self) -> Sequence[np.ndarray | None]:
         for remote in self.remotes:
             remote.send(("get_images", None))
-        return [img for remote in self.remotes for img in remote.recv()]
+        return [img for reply in _recv_all(self.remotes) for img in reply]

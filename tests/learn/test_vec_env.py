@@ -104,3 +104,49 @@ def test_build_vec_env_batched_pinned_on_a_liquid_control_env():
         venv.close()
     with pytest.raises(ValueError, match="vec env kind"):
         build_vec_env("LiquidControl/DroneHover-v0", {}, 2, 0, "threads")
+
+
+class _Fragile(gym.Env):
+    """CartPole-sized env whose step raises after ``n`` steps (or whose construction raises)."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, n: int = 3, broken: bool = False) -> None:
+        if broken:
+            raise ValueError("no such layout family 'forrest'")
+        self.n, self.t = n, 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(4, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        if self.t > self.n:
+            raise FloatingPointError("the body left the world")
+        return np.zeros(4, np.float32), 0.0, False, False, {}
+
+
+def _fragile() -> gym.Env:
+    return _Fragile()
+
+
+def _broken() -> gym.Env:
+    return _Fragile(broken=True)
+
+
+def test_a_failing_env_is_a_clear_error_and_close_still_works():
+    vec = BatchedSubprocVecEnv([_fragile, _fragile, _cartpole], n_workers=2)
+    try:
+        vec.reset()
+        for _ in range(3):
+            vec.step(np.zeros(3, dtype=np.int64))
+        with pytest.raises(RuntimeError, match="the body left the world"):  # the worker's traceback
+            vec.step(np.zeros(3, dtype=np.int64))
+        assert vec.get_attr("n", indices=[0, 1]) == [3, 3]  # the workers still answer
+    finally:
+        vec.close()
+    assert not any(p.is_alive() for p in vec.processes)
+    with pytest.raises(RuntimeError, match="no such layout family"):
+        BatchedSubprocVecEnv([_cartpole, _broken], n_workers=2)
