@@ -113,9 +113,8 @@ def _concat(parts: Sequence[Any]) -> Any:
 
 class BatchedSubprocVecEnv(VecEnv):
     """``n_envs`` envs in ``n_workers`` processes, each stepping its share as one batch (see the module
-    docstring). Env i lives in worker ``i // ceil(n_envs / n_workers)``-ish (contiguous, balanced
-    shares); ``processes`` lists the workers, so ``learn.ppo.pin_workers`` works on it as on
-    SubprocVecEnv."""
+    docstring). ``slices[w]`` are the envs of worker w (contiguous, balanced shares); ``processes``
+    lists the workers, so ``learn.ppo.pin_workers`` works on it as on SubprocVecEnv."""
 
     def __init__(self, env_fns: list[Callable[[], gym.Env]], n_workers: int = 2,
                  start_method: str | None = None) -> None:
