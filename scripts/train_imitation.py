@@ -24,8 +24,17 @@ from pathlib import Path
 import torch
 
 from liquid_control.evaluate.runner import evaluate
-from liquid_control.learn.bc import BCConfig, add_loss_arguments, loss_options, parse_drop_obs, train_bc
+from liquid_control.learn.bc import (
+    BCConfig,
+    add_head_arguments,
+    add_loss_arguments,
+    head_options,
+    loss_options,
+    parse_drop_obs,
+    train_bc,
+)
 from liquid_control.learn.checkpoint import atomic_write_json
+from liquid_control.learn.dagger import parse_gate
 from liquid_control.learn.demos import collect, parse_expert_options, teacher_specs
 from liquid_control.learn.rollout import expert_spec
 
@@ -51,6 +60,8 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--dagger-epochs", type=int, default=15)
     p.add_argument("--dagger-beta", type=float, default=0.5, help="expert share in DAgger round r = beta**r")
+    p.add_argument("--dagger-gate", default=None, metavar="JSON",
+                   help='gated DAgger rollouts, e.g. \'{"clearance": 0.1, "patience": 5}\' (instead of beta)')
     p.add_argument("--chunk-len", type=int, default=32, help="BPTT window: trained steps per chunk")
     p.add_argument("--burn-in", type=int, default=16, help="steps that only warm up the state per chunk")
     p.add_argument("--expert-options", default=None, metavar="JSON",
@@ -61,6 +72,7 @@ def main() -> int:
     p.add_argument("--drop-obs", default="", metavar="PART,...",
                    help="observation parts (e.g. wheels, velocity) or indices the policy ignores")
     add_loss_arguments(p)
+    add_head_arguments(p)
     p.add_argument("--eval-episodes", type=int, default=100)
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="env option override")
@@ -94,9 +106,10 @@ def main() -> int:
                    budget=args.budget, encoder=args.encoder, epochs=args.epochs, minutes=left, seed=args.seed,
                    dagger_rounds=args.dagger_rounds, dagger_episodes=args.dagger_episodes,
                    dagger_epochs=args.dagger_epochs, dagger_beta=args.dagger_beta, workers=args.workers,
-                   expert_options=options, drop_obs=parse_drop_obs(args.drop_obs),
+                   expert_options=options, dagger_gate=parse_gate(args.dagger_gate),
+                   drop_obs=parse_drop_obs(args.drop_obs),
                    log_rays=args.log_rays, chunk_len=args.chunk_len, burn_in=args.burn_in,
-                   **loss_options(args),
+                   **loss_options(args), **head_options(args),
                    command="scripts/train_imitation.py " + json.dumps(vars(args)))
     ckpt = train_bc(cfg)
     stages["train_s"], cpu["train_s"] = time.monotonic() - t, cpu_seconds() - c

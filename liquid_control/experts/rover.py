@@ -14,8 +14,14 @@ Two steering laws (``steering``):
   switching thresholds): where the pose gives the learner's observation, the label does too, which is
   what DAgger relabelling needs.
 
+With ``arc_escape`` e > 0 the arcs law, closer than e to an obstacle (or boxed in), moves away from
+it first: it creeps along the direction in which the clearance grows fastest when that lies within
+45 degrees of its heading, else turns in place towards it (a recovery a learner can see in its lidar).
+
 With ``slow_clearance`` c > 0 the pursuit law also scales its speed by the body's clearance over c (at
-least 0.3) where that clearance is below c: a teacher that slows down near obstacles.
+least 0.3) where that clearance is below c: a teacher that slows down near obstacles; the arcs law
+scales the chosen arc's speed and turn rate (the same arc, driven slower) by the smallest clearance
+along that arc the same way.
 """
 
 from __future__ import annotations
@@ -39,8 +45,11 @@ class RoverExpert:
     def __init__(self, lookahead: float = 0.55, replan_distance: float = 0.35, k_turn: float = 2.5,
                  inflate: float = 0.36, clearance_weight: float = 0.0, clearance_range: float = 0.5,
                  steering: str = "pursuit", arc_horizon: float = 1.0, arc_margin: float = 0.04,
-                 arc_clearance: float = 0.3, slow_clearance: float = 0.0) -> None:
+                 arc_clearance: float = 0.3, slow_clearance: float = 0.0, arc_escape: float = 0.0) -> None:
         check_steering(steering, arc_horizon, arc_margin, arc_clearance)
+        if not arc_escape >= 0.0:
+            raise ValueError(f"arc_escape must be >= 0 (0: off), got {arc_escape}")
+        self.arc_escape = float(arc_escape)  # m; arcs law: closer than this, move away first
         if not slow_clearance >= 0.0:
             raise ValueError(f"slow_clearance must be >= 0 (0: off), got {slow_clearance}")
         self.slow_clearance = float(slow_clearance)  # m; > 0: slow down closer than this (pursuit)
@@ -170,12 +179,31 @@ class RoverExpert:
             facing = np.clip(np.nan_to_num(d_ahead - d_end, nan=0.5, posinf=0.5), -reach, reach)
         cost = d_end + 0.3 * facing + 0.5 * crowding + 0.05 * np.abs(w) / spec.max_turn
         cost = np.where(ok & np.isfinite(d_end), cost, np.inf)
+        if self.arc_escape > 0.0 and (now < self.arc_escape or not np.isfinite(cost).any()):
+            return self._escape(xy, yaw, spec)
         if not np.isfinite(cost).any():  # boxed in: turn in place towards the goal's side
             k = int(np.argmin(np.where(v == 0.0, np.nan_to_num(facing, nan=0.5), np.inf)))
         else:
             k = int(np.argmin(cost))
-        vk = min(float(v[k]), spec.max_speed * (0.25 + d_goal))  # ease in on the goal
-        return np.array([vk / spec.max_speed, w[k] / spec.max_turn], dtype=np.float32)
+        vk, wk = min(float(v[k]), spec.max_speed * (0.25 + d_goal)), float(w[k])  # ease in on the goal
+        if self.slow_clearance > 0.0:  # slower along arcs that pass close to obstacles (same curvature)
+            scale = near_obstacle_speed_scale(float(clear[k].min()), self.slow_clearance)
+            vk, wk = vk * scale, (wk * scale if vk > 0.0 else wk)
+        return np.array([vk / spec.max_speed, wk / spec.max_turn], dtype=np.float32)
+
+    def _escape(self, xy: np.ndarray, yaw: float, spec: Any) -> np.ndarray:
+        """Move away from the nearest obstacle: creep along the direction in which the clearance grows
+        fastest when it lies within 45 degrees of the heading, else turn in place towards it."""
+        h = 0.02
+        probe = xy + h * np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+        c = self.env.scene.clearance_many(probe)
+        away = float(np.arctan2(c[2] - c[3], c[0] - c[1])) - yaw
+        away = (away + np.pi) % (2 * np.pi) - np.pi
+        if abs(away) <= np.pi / 4:
+            v, w = 0.25 * spec.max_speed, float(np.clip(self.k_turn * away, -spec.max_turn, spec.max_turn))
+        else:
+            v, w = 0.0, float(np.sign(away)) * spec.max_turn
+        return np.array([v / spec.max_speed, w / spec.max_turn], dtype=np.float32)
 
     def neuron_state(self) -> None:
         return None

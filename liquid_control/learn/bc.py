@@ -51,6 +51,9 @@ class BCConfig:
     # (e.g. "wheels", "velocity": proprioception that lets a cloned policy repeat its last action)
     drop_obs: list[int | str] = field(default_factory=list)
     log_rays: bool = False  # the env's "rays" part enters as log(range) (PolicyConfig.log_rays)
+    head: str = "tanh"  # action head: "tanh" (MSE) or "bins" (cross-entropy, commits to one mode)
+    bins: int = 21
+    motors: int | None = None  # core output width (None: one motor neuron per action dimension)
     epochs: int = 40
     minutes: float | None = None  # wall-clock cap for the whole run (BC + DAgger)
     seed: int = 0
@@ -78,6 +81,9 @@ class BCConfig:
     dagger_epochs: int = 10
     dagger_beta: float = 0.5  # β of round r is dagger_beta ** r (the expert's share of actions)
     expert_options: dict[str, Any] | None = None  # DAgger teacher's options (None: the demos' expert)
+    # DAgger rollouts gated instead of beta-mixed: the learner drives and the teacher takes over where it
+    # is about to fail (learn.rollout.GateController options, e.g. {"clearance": 0.1, "patience": 5})
+    dagger_gate: dict[str, Any] | None = None
     workers: int | None = None
     resume: bool = False
     progress: bool = True
@@ -149,16 +155,17 @@ def make_chunks(episodes: list[tuple[np.ndarray, np.ndarray]], chunk_len: int, b
 
 def chunk_loss(policy: PolicyNet, obs: torch.Tensor, act: torch.Tensor, mask: torch.Tensor,
                resets: torch.Tensor, burn_in: int) -> torch.Tensor:
-    """Masked MSE between predicted and target actions in the normalised [-1, 1] action space.
+    """Masked imitation loss (``PolicyNet.action_loss``: the MSE of a tanh head, the cross-entropy of a
+    bins head) of predicted against target actions in the normalised [-1, 1] action space.
 
     The burn-in steps only warm up the recurrent state (no gradient, no loss).
     """
     state = None
     if burn_in > 0:
         with torch.no_grad():
-            _, state = policy(obs[:, :burn_in], None, resets[:, :burn_in], normalized=True)
-    pred, _ = policy(obs[:, burn_in:], state, resets[:, burn_in:], normalized=True)
-    err = ((pred - policy.normalize_actions(act[:, burn_in:])) ** 2).mean(-1)
+            _, state = policy.head_outputs(obs[:, :burn_in], None, resets[:, :burn_in])
+    raw, _ = policy.head_outputs(obs[:, burn_in:], state, resets[:, burn_in:])
+    err = policy.action_loss(raw, policy.normalize_actions(act[:, burn_in:]))
     m = mask[:, burn_in:]
     return (err * m).sum() / m.sum().clamp(min=1.0)
 
@@ -336,6 +343,7 @@ def train_bc(cfg: BCConfig, on_epoch_end: Any = None) -> Path:
                         features=cfg.features, core_kwargs=dict(cfg.core_kwargs), timespan=cfg.timespan,
                         drop_obs=resolve_drop_obs(cfg.env_id, options, list(cfg.drop_obs)),
                         log_rays=ray_part(cfg.env_id, options) if cfg.log_rays else None,
+                        head=cfg.head, bins=cfg.bins, motors=cfg.motors,
                         ray_slice=_ray_slice(cfg, manifest) if cfg.encoder == "conv" else None)
     policy = PolicyNet(pcfg)
     train_eps, val_eps = split_episodes(datasets, cfg.val_every, cfg.successful_only)
@@ -501,6 +509,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="feed the ray ranges as log(range): steep near obstacles")
     parser.add_argument("--drop-obs", default="", metavar="PART,...",
                         help="observation parts (e.g. wheels, velocity) or indices the policy ignores")
+    add_head_arguments(parser)
     parser.add_argument("--demos", required=True, action="append", help="dataset directory (repeatable)")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--minutes", type=float, default=None, help="wall-clock cap (BC + DAgger)")
@@ -522,6 +531,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     parser.add_argument("--out", required=True, help="run directory (becomes the checkpoint)")
+
+
+def add_head_arguments(parser: argparse.ArgumentParser) -> None:
+    """The action-head options (``BCConfig.head``, ``bins``, ``motors``), shared by ``train bc`` and
+    ``scripts/train_imitation.py``; :func:`head_options` reads them back."""
+    parser.add_argument("--head", default="tanh", choices=["tanh", "bins"],
+                        help="action head: tanh regression (MSE) or bins (cross-entropy; commits to one "
+                             "mode where the teacher's labels split)")
+    parser.add_argument("--bins", type=int, default=21, help="bins per action dimension (--head bins)")
+    parser.add_argument("--motors", type=int, default=None,
+                        help="core output width (default: one motor neuron per action dimension)")
+
+
+def head_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The :func:`add_head_arguments` values as ``BCConfig`` keyword arguments."""
+    return {"head": args.head, "bins": args.bins, "motors": args.motors}
 
 
 def add_loss_arguments(parser: argparse.ArgumentParser) -> None:
@@ -551,7 +576,7 @@ def config_from_args(args: argparse.Namespace) -> BCConfig:
                     drop_obs=parse_drop_obs(args.drop_obs), log_rays=args.log_rays, seed=args.seed,
                     chunk_len=args.chunk_len, burn_in=args.burn_in,
                     batch_size=args.batch_size, lr=args.lr, patience=args.patience,
-                    **loss_options(args),
+                    **loss_options(args), **head_options(args),
                     successful_only=not args.all_demos, dagger_rounds=args.dagger_rounds,
                     dagger_episodes=args.dagger_episodes, dagger_epochs=args.dagger_epochs,
                     dagger_beta=args.dagger_beta, workers=args.workers, resume=args.resume,

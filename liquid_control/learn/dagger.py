@@ -12,16 +12,32 @@ worker processes through the project's one executor (``collect`` → ``map_jobs`
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from liquid_control.learn.demos import collect, load_dataset
-from liquid_control.learn.rollout import ControllerSpec, expert_spec
+from liquid_control.learn.rollout import GATE_PARAMS, ControllerSpec, expert_spec
 
 if TYPE_CHECKING:
     from liquid_control.learn.bc import BCConfig
 
 SEED_STRIDE = 100_000  # round r uses episode seeds r·SEED_STRIDE + seed·1000 + i (disjoint from demos 0..)
+
+
+def parse_gate(text: str | None) -> dict[str, Any] | None:
+    """``--dagger-gate`` JSON text -> the gate's options (None when absent; ``{}`` = the defaults);
+    ValueError on bad JSON or an unknown option."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--dagger-gate is not valid JSON: {exc}") from None
+    if not isinstance(value, dict) or not set(value) <= GATE_PARAMS:
+        raise ValueError(f"--dagger-gate must be a JSON object with keys from {sorted(GATE_PARAMS)}, "
+                         f"got {text!r}")
+    return value
 
 
 def beta_for_round(beta: float, rnd: int) -> float:
@@ -57,7 +73,12 @@ def run_round(cfg: BCConfig, rnd: int, run_dir: str | Path) -> dict[str, Any]:
     beta = beta_for_round(cfg.dagger_beta, rnd)
     teacher = (expert_spec(cfg.expert_options) if cfg.expert_options is not None
                else demo_expert(demo.manifest))
-    spec = {"mix": [teacher, str(run_dir.resolve())], "beta": beta}
+    learner = str(run_dir.resolve())
+    if cfg.dagger_gate is not None:
+        beta = 0.0
+        spec: dict[str, Any] = {"gate": [teacher, learner], **cfg.dagger_gate}
+    else:
+        spec = {"mix": [teacher, learner], "beta": beta}
     first = round_seeds(rnd, cfg.seed)
     manifest = collect(cfg.env_id, cfg.dagger_episodes, run_dir / "dagger", split=split, overrides=options,
                        seed=first, workers=cfg.workers, controller=spec, labeler=teacher,

@@ -59,7 +59,7 @@ def _leaf_specs(spec: ControllerSpec, keep_experts: bool = False) -> list[Contro
         return [spec]
     if "expert" in spec:
         return [spec] if keep_experts else []
-    inner = spec.get("mix", []) + ([spec["noise"]] if "noise" in spec else [])
+    inner = spec.get("mix", []) + spec.get("gate", []) + ([spec["noise"]] if "noise" in spec else [])
     return [leaf for s in inner for leaf in _leaf_specs(s, keep_experts)]
 
 

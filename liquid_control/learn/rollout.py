@@ -81,6 +81,95 @@ class MixController:
         return self.second.neuron_state()
 
 
+GATE_PARAMS = {"clearance", "horizon", "hold", "patience", "progress"}
+
+
+class GateController:
+    """Learner drives; the teacher takes over where the learner is about to fail.
+
+    The gate reads the navigation env's privileged state. It opens for ``hold`` steps when the body's
+    clearance to the obstacles and to the arena's bounds, now or ``horizon`` seconds ahead at the
+    current velocity, falls below ``clearance`` (m). With ``patience`` > 0 it also opens when the
+    geodesic distance to the goal has not come ``progress`` m below its best for ``patience`` seconds
+    (lost or stuck); the teacher then drives until it has (at least ``hold`` steps, at most
+    2 x ``patience`` seconds), turning the learner around. Both controllers see every observation, so a
+    recurrent learner keeps its state in step and the teacher its plan. DAgger rounds roll it out: the
+    episode goes on past the learner's mistakes, and every state is labelled by the teacher.
+    """
+
+    def __init__(self, teacher: Controller, learner: Controller, clearance: float = 0.1,
+                 horizon: float = 0.5, hold: int = 10, patience: float = 0.0, progress: float = 0.5) -> None:
+        if not clearance >= 0.0 or not horizon >= 0.0 or not patience >= 0.0 or not progress > 0.0:
+            raise ValueError(f"gate: clearance, horizon, patience must be >= 0 and progress > 0, got "
+                             f"{clearance}, {horizon}, {patience}, {progress}")
+        if int(hold) < 1:
+            raise ValueError(f"gate: hold must be >= 1 step, got {hold}")
+        self.teacher, self.learner = teacher, learner
+        self.clearance, self.horizon, self.hold = float(clearance), float(horizon), int(hold)
+        self.patience, self.progress = float(patience), float(progress)
+        self.env: Any = None
+        self.takeovers = 0
+        self.teacher_steps = 0
+
+    def reset(self, env: gym.Env, obs: np.ndarray) -> None:
+        u = env.unwrapped
+        for name in ("scene", "layout", "position", "BODY_RADIUS", "dt"):
+            if not hasattr(u, name):
+                raise ValueError(f"gate: {type(u).__name__} is not a navigation env (no {name!r})")
+        self.env = u
+        self.teacher.reset(env, obs)
+        self.learner.reset(env, obs)
+        self._mode: str | None = None  # None: the learner drives; "near" / "lost": the teacher does
+        self._taken = 0  # steps of the current takeover so far
+        self._until = 0.0  # "lost": the geodesic distance that ends it
+        self._prev = np.asarray(u.position[:2], float).copy()
+        self._best = u.layout.geodesic_to_goal(self._prev)
+        self._since = 0.0
+        self.takeovers = self.teacher_steps = 0
+
+    def _clearance(self, xy: np.ndarray) -> float:
+        """Clearance (m) of the body now and ``horizon`` seconds ahead: obstacles and arena bounds."""
+        u = self.env
+        ahead = xy + self.horizon * (xy - self._prev) / u.dt
+        pts = np.stack([xy, ahead])
+        xmin, ymin, xmax, ymax = u.layout.bounds
+        edge = np.min([pts[:, 0] - xmin, xmax - pts[:, 0], pts[:, 1] - ymin, ymax - pts[:, 1]])
+        return min(float(np.min(u.scene.clearance_many(pts))), float(edge)) - u.BODY_RADIUS
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        a, b = self.teacher.act(obs), self.learner.act(obs)
+        u = self.env
+        xy = np.asarray(u.position[:2], float)
+        clear = self._clearance(xy)
+        self._prev = xy.copy()
+        geo = u.layout.geodesic_to_goal(xy)
+        if geo < self._best - self.progress:
+            self._best, self._since = geo, 0.0
+        else:
+            self._since += u.dt
+        if self._mode == "near" and self._taken >= self.hold:
+            self._mode = None
+        elif self._mode == "lost" and self._taken >= self.hold and (
+                geo <= self._until or self._taken * u.dt >= 2.0 * self.patience):
+            self._mode, self._since = None, 0.0  # back on track (or out of time)
+        if self._mode is None:
+            if self.patience > 0.0 and self._since >= self.patience:
+                self._mode, self._until = "lost", self._best - self.progress
+            elif clear < self.clearance:
+                self._mode = "near"
+            if self._mode is not None:
+                self._taken = 0
+                self.takeovers += 1
+        if self._mode is None:
+            return b
+        self._taken += 1
+        self.teacher_steps += 1
+        return a
+
+    def neuron_state(self) -> np.ndarray | None:
+        return self.learner.neuron_state()
+
+
 class NoiseController:
     """Acts with ``inner``'s action plus Gaussian noise (``std`` × half the action range), clipped to the
     action space; the noise is seeded per episode from the env's reset seed."""
@@ -123,6 +212,13 @@ def make_controller(spec: ControllerSpec) -> Controller:
             return _ExpertController(spec["expert"])
         if set(spec) == {"noise", "std"}:
             return NoiseController(make_controller(spec["noise"]), spec["std"])
+        if "gate" in spec:
+            params = {k: v for k, v in spec.items() if k != "gate"}
+            if len(spec["gate"]) != 2 or not set(params) <= GATE_PARAMS:
+                raise ValueError(f"bad controller spec {spec!r}: expected {{'gate': [teacher, learner], "
+                                 f"option: value}} with options from {sorted(GATE_PARAMS)}")
+            teacher, learner = (make_controller(s) for s in spec["gate"])
+            return GateController(teacher, learner, **params)
         if set(spec) != {"mix", "beta"} or len(spec["mix"]) != 2:
             raise ValueError(f"bad controller spec {spec!r}: expected {{'mix': [a, b], 'beta': b}}, "
                              "{'expert': {option: value}} or {'noise': spec, 'std': s}")

@@ -20,6 +20,9 @@ CORE_KINDS = ("ltc", "cfc", "lstm", "gru", "mlp", "euler", "esn", "lsm")
 
 
 LOG_RAYS_EPS = 0.01  # log_rays: log(x + eps) of a range feature x in [0, 1]
+HEADS = ("tanh", "bins")
+BIN_SIGMA = 0.75  # bins head: std of the Gaussian-smoothed target, in bin widths
+MODE_WINDOW = 2  # bins head: the action is the mean over the most probable window of bins, +- this many
 
 
 @dataclass
@@ -43,6 +46,14 @@ class PolicyConfig:
     # [start, stop) of range features (rays normalised to [0, 1]) that enter as log(x + LOG_RAYS_EPS) before
     # normalisation: near obstacles, where a linear range feature hardly changes, get a steep feature
     log_rays: list[int] | None = None
+    # action head: "tanh" (regression; BC's loss is the MSE) or "bins": per action dimension a categorical
+    # distribution over ``bins`` values evenly spaced in [-1, 1], trained with cross-entropy against a
+    # Gaussian-smoothed target, acting with the mean of the window of bins that holds the most
+    # probability, so where the teacher's labels of similar observations split (left or right of an
+    # obstacle) the policy commits to one of them instead of averaging them
+    head: str = "tanh"
+    bins: int = 21
+    motors: int | None = None  # core output width (None: the action width, one motor neuron per action)
 
     def __post_init__(self) -> None:
         if self.obs_dim < 1 or self.act_dim < 1:
@@ -67,6 +78,12 @@ class PolicyConfig:
             raise ValueError(f"timespan must be positive, got {self.timespan}")
         if self.budget is not None and self.budget < 1:
             raise ValueError(f"budget must be positive, got {self.budget}")
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
+        if self.head == "bins" and not 3 <= self.bins <= 255:
+            raise ValueError(f"bins must be in [3, 255], got {self.bins}")
+        if self.motors is not None and self.motors < 1:
+            raise ValueError(f"motors must be >= 1, got {self.motors}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON-ready)."""
@@ -146,22 +163,26 @@ class PolicyNet(nn.Module):
         self.encoder = _ConvEncoder(config) if config.encoder == "conv" else _mlp_encoder(config)
         make_core = _core_factory()
         a = config.act_dim
+        motors = config.motors or a
+        head_out = a if config.head == "tanh" else a * config.bins
         if config.budget is None:
-            self.core = make_core(config.core, config.features, a, **config.core_kwargs)
+            self.core = make_core(config.core, config.features, motors, **config.core_kwargs)
         else:  # the head's size depends on the core's output width: iterate to a fixed point
-            enc, out_width = _n_trainable(self.encoder), a
+            enc, out_width = _n_trainable(self.encoder), motors
             for _ in range(4):
-                rest = config.budget - enc - (out_width * a + a)
+                rest = config.budget - enc - (out_width * head_out + head_out)
                 if rest < 16:
                     raise ValueError(
                         f"budget {config.budget} leaves {rest} parameters for the core after the encoder "
                         f"({enc}) and head; raise the budget or shrink the encoder")
-                self.core = make_core(config.core, config.features, a, budget=rest, **config.core_kwargs)
+                self.core = make_core(config.core, config.features, motors, budget=rest, **config.core_kwargs)
                 if self.core.output_size == out_width:
                     break
                 out_width = self.core.output_size
-        self.head = nn.Linear(self.core.output_size, a)
-        if self.core.output_size == a:  # motor neurons drive the actions: start at the identity
+        self.head = nn.Linear(self.core.output_size, head_out)
+        if config.head == "bins":
+            self.register_buffer("bin_centers", torch.linspace(-1.0, 1.0, config.bins), persistent=False)
+        if config.head == "tanh" and self.core.output_size == a:  # motor neurons drive the actions: identity
             with torch.no_grad():
                 self.head.weight.copy_(torch.eye(a))
                 self.head.bias.zero_()
@@ -214,16 +235,56 @@ class PolicyNet(nn.Module):
         x = ((self.transform_obs(obs) - self.obs_mean) / self.obs_std).clamp(-clip, clip)
         return x.index_fill(-1, self._drop_idx, 0.0) if self.config.drop_obs else x
 
-    def forward(self, obs: torch.Tensor, state: torch.Tensor | None = None,
-                resets: torch.Tensor | None = None, normalized: bool = False
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def head_outputs(self, obs: torch.Tensor, state: torch.Tensor | None = None,
+                     resets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The head's raw output (B, T, H) for observations (B, T, F): pre-tanh actions, or bin logits
+        (H = act_dim * bins, action-major), and the new recurrent state."""
         if obs.dim() != 3 or obs.shape[-1] != self.config.obs_dim:
             raise ValueError(f"obs must be (B, T, {self.config.obs_dim}), got {tuple(obs.shape)}")
         x = self.encoder_input(obs)
         ts = None if self.config.timespan is None else torch.full(obs.shape[:2], self.config.timespan)
         y, state = self.core(self.encoder(x), state, resets, ts)
-        a = torch.tanh(self.head(y))
+        return self.head(y), state
+
+    def decode(self, raw: torch.Tensor) -> torch.Tensor:
+        """Head output -> actions in [-1, 1]: tanh, or (per action dimension) the probability-weighted
+        mean of the window of 2 * ``MODE_WINDOW`` + 1 bins that holds the most probability."""
+        if self.config.head == "tanh":
+            return torch.tanh(raw)
+        p = torch.softmax(raw.unflatten(-1, (self.config.act_dim, self.config.bins)), dim=-1)
+        width = 2 * MODE_WINDOW + 1  # the window of bins holding the most probability, then its mean
+        mass = torch.nn.functional.avg_pool1d(p.reshape(-1, 1, p.shape[-1]), width, 1, MODE_WINDOW,
+                                              count_include_pad=True).reshape(p.shape)
+        k = torch.arange(self.config.bins, device=raw.device)
+        p = p * ((k - mass.argmax(-1, keepdim=True)).abs() <= MODE_WINDOW)
+        return (p * self.bin_centers).sum(-1) / p.sum(-1).clamp(min=1e-12)
+
+    def action_loss(self, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-step imitation loss (B, T) of head outputs against target actions in [-1, 1] (B, T, A):
+        the MSE of the tanh actions, or the cross-entropy of the bins against the Gaussian-smoothed
+        target, both averaged over the action dimensions."""
+        if self.config.head == "tanh":
+            return ((torch.tanh(raw) - target) ** 2).mean(-1)
+        logp = torch.log_softmax(raw.unflatten(-1, (self.config.act_dim, self.config.bins)), dim=-1)
+        return -(bin_targets(target, self.bin_centers) * logp).sum(-1).mean(-1)
+
+    def forward(self, obs: torch.Tensor, state: torch.Tensor | None = None,
+                resets: torch.Tensor | None = None, normalized: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        raw, state = self.head_outputs(obs, state, resets)
+        a = self.decode(raw)
         return (a if normalized else a * self.act_scale + self.act_center), state
+
+
+def bin_targets(target: torch.Tensor, centers: torch.Tensor, sigma: float = BIN_SIGMA) -> torch.Tensor:
+    """Soft class targets (..., K) of values ``target`` (...) in [-1, 1] for bins centred at ``centers``
+    (K, evenly spaced): the mass of a Gaussian of ``sigma`` bin widths around each value that falls in
+    each bin (outer bins reach to +-infinity), so neighbouring bins share the credit."""
+    width = float(centers[1] - centers[0])
+    edges = torch.cat([centers[:1] - width / 2, centers + width / 2])
+    cdf = torch.special.ndtr((edges - target.unsqueeze(-1)) / (sigma * width))
+    cdf = torch.cat([torch.zeros_like(cdf[..., :1]), cdf[..., 1:-1], torch.ones_like(cdf[..., :1])], -1)
+    return cdf[..., 1:] - cdf[..., :-1]
 
 
 def param_counts(policy: nn.Module) -> dict[str, int | None]:

@@ -1,6 +1,7 @@
 """A differential-drive rover body: chassis, two driven wheels, a passive ball caster.
 
-Generated in code (no URDF file): ~5 kg, wheel radius 5 cm, track 30 cm, footprint radius 0.18 m.
+Generated in code (no URDF file): ~5 kg, wheel radius 5 cm, track 30 cm, chassis radius 0.18 m; the wheels
+reach 0.203 m from the centre (``RoverSpec.footprint``, the env's ``BODY_RADIUS``).
 ``RoverBody.drive(v, w)`` converts a body twist into wheel velocity targets (one PyBullet call).
 """
 
@@ -38,7 +39,10 @@ class RoverSpec:
 
     @property
     def footprint(self) -> float:
-        return self.chassis_radius
+        """Radius (m) of the smallest circle about the chassis centre that holds the whole body seen from
+        above: the chassis, or the wheels where they reach further out (they do: 0.203 m)."""
+        wheel = float(np.hypot(self.wheel_x, self.half_track)) + self.wheel_radius
+        return max(self.chassis_radius, wheel)
 
 
 class RoverBody:

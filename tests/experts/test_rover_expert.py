@@ -90,3 +90,47 @@ def test_steering_option_is_checked():
         RoverExpert(steering="magic")
     with pytest.raises(ValueError, match="arc_horizon"):
         RoverExpert(steering="arcs", arc_horizon=0.0)
+
+
+def test_footprint_holds_the_wheels():
+    from liquid_control.sim.rover import RoverSpec
+    from liquid_control.sim.tasks.rover_nav import RoverNavEnv
+
+    s = RoverSpec()
+    assert s.footprint == pytest.approx(np.hypot(s.wheel_x, s.half_track) + s.wheel_radius)
+    assert s.footprint > s.chassis_radius and RoverNavEnv.BODY_RADIUS == s.footprint
+
+
+def test_arc_escape_moves_away_from_an_obstacle_it_was_driven_next_to():
+    """Drive blind at an obstacle until 3 cm short of it; the escaping arcs teacher then gets clear."""
+    env = gym.make("LiquidControl/RoverNav-v0", split="test", layout={"family": "forest"})
+    expert = make_expert(env, {"steering": "arcs", "arc_escape": 0.06})
+    u = env.unwrapped
+    for seed in range(2_000_000, 2_000_020):
+        obs, _ = env.reset(seed=seed)
+        for _ in range(200):
+            clear = u.scene.clearance(u.position[:2]) - u.BODY_RADIUS
+            if clear < 0.03:
+                break
+            obs, _, term, trunc, _ = env.step(np.array([0.4, 0.0]))
+            if term or trunc:
+                break
+        else:
+            continue
+        if u.collision or clear >= 0.03:
+            continue
+        expert.reset(env, obs)
+        first = expert.act(obs)
+        assert first[0] in (0.0, pytest.approx(0.25))  # creeps away, or turns in place
+        for _ in range(40):
+            obs, _, term, trunc, info = env.step(expert.act(obs))
+            assert not info["collision"]
+            if term or trunc:
+                break
+        assert u.scene.clearance(u.position[:2]) - u.BODY_RADIUS > 0.06
+        break
+    else:
+        pytest.fail("no seed brought the blind rover next to an obstacle")
+    with pytest.raises(ValueError, match="arc_escape"):
+        make_expert(env, {"steering": "arcs", "arc_escape": -1.0})
+    env.close()

@@ -66,3 +66,27 @@ def test_negative_slow_clearance_is_a_clear_error(env_id):
     with pytest.raises(ValueError, match="slow_clearance"):
         make_expert(env, {"slow_clearance": -0.1})
     env.close()
+
+
+def test_slow_arcs_teacher_drives_the_same_arc_slower_near_obstacles():
+    """Rover "arcs" law: the slow teacher's (v, w) is the plain one's scaled by the smallest clearance
+    along the chosen arc (so the curvature, the arc it scored, stays), and it still reaches the goal."""
+    env = gym.make("LiquidControl/RoverNav-v0", split="test", layout={"family": "rooms"})
+    plain = make_expert(env, {"steering": "arcs"})
+    slow = make_expert(env, {"steering": "arcs", "slow_clearance": 0.5})
+    obs, _ = env.reset(seed=3)
+    plain.reset(env, obs)
+    slow.reset(env, obs)
+    scaled = done = False
+    while not done:
+        a, b = plain.act(obs), slow.act(obs)
+        if a[0] > 0:
+            assert b[0] <= a[0] + 1e-6 and b[0] >= 0.3 * a[0] - 1e-6
+            assert b[1] * a[0] == pytest.approx(a[1] * b[0], abs=1e-5)  # same curvature w / v
+            scaled |= b[0] < a[0] - 1e-6
+        else:  # turning in place: unchanged
+            np.testing.assert_allclose(b, a, atol=1e-6)
+        obs, _, term, trunc, info = env.step(b)
+        done = term or trunc
+    assert scaled and info["is_success"], info
+    env.close()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from liquid_control.nets.policy import LOG_RAYS_EPS, PolicyConfig, PolicyNet, param_counts
+from liquid_control.nets.policy import HEADS, LOG_RAYS_EPS, PolicyConfig, PolicyNet, bin_targets, param_counts
 
 CORES = ["ltc", "cfc", "lstm", "gru", "mlp", "euler"]
 
@@ -162,3 +162,62 @@ def test_log_rays_feature_is_steep_near_obstacles_and_part_of_the_checkpoint():
     for bad in ([0], [3, 3], [0, 7]):
         with pytest.raises(ValueError, match="log_rays"):
             PolicyConfig(obs_dim=6, act_dim=2, log_rays=bad)
+
+
+def test_bin_targets_are_distributions_centred_on_the_value():
+    centers = torch.linspace(-1.0, 1.0, 21)
+    values = torch.tensor([-1.0, -0.33, 0.0, 0.52, 1.0])
+    t = bin_targets(values, centers)
+    assert t.shape == (5, 21) and torch.allclose(t.sum(-1), torch.ones(5))
+    assert (t >= 0).all()
+    # the most credited bin is the one nearest the value; interior values keep their mean
+    assert torch.equal(t.argmax(-1), (values - centers[:, None]).abs().argmin(0))
+    assert torch.allclose((t * centers).sum(-1)[1:4], values[1:4], atol=1e-3)
+    assert (t * centers).sum(-1)[-1] > 0.95  # the top bin sits at +1 itself
+
+
+def test_bins_head_decodes_the_heaviest_window_not_the_average():
+    p = PolicyNet(PolicyConfig(obs_dim=4, act_dim=1, core="gru", budget=None, head="bins", bins=11))
+    probs = torch.zeros(11)
+    probs[10], probs[0:5] = 0.4, 0.12  # a spike at +1 and more mass spread over [-1, -0.2]
+    assert p.decode(probs.log()[None]).item() == pytest.approx(-0.6, abs=1e-5)
+    probs = torch.zeros(11)
+    probs[10], probs[0:5] = 0.7, 0.06
+    assert p.decode(probs.log()[None]).item() == pytest.approx(1.0, abs=1e-5)
+    a, _ = p(torch.randn(2, 3, 4))
+    assert a.shape == (2, 3, 1) and a.abs().max() <= 1.0
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_heads_fit_split_labels_by_averaging_or_by_committing(head):
+    """The same observation labelled -1 or +1 half the time each (avoid an obstacle left or right):
+    the tanh head learns the average, 0 (straight on); the bins head one of the two."""
+    torch.manual_seed(0)
+    p = PolicyNet(PolicyConfig(obs_dim=3, act_dim=1, core="mlp", budget=None, head=head,
+                               core_kwargs={"units": 16, "frames": 1}))
+    obs = torch.ones(64, 1, 3)
+    target = torch.where(torch.arange(64) % 2 == 0, 1.0, -1.0).reshape(64, 1, 1)
+    opt = torch.optim.Adam(p.parameters(), lr=1e-2)
+    for _ in range(300):
+        raw, _ = p.head_outputs(obs)
+        loss = p.action_loss(raw, target).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    a = p(obs[:1], normalized=True)[0].item()
+    assert abs(a) < 0.1 if head == "tanh" else abs(a) > 0.85
+
+
+def test_bins_head_config_and_budget():
+    cfg = PolicyConfig(obs_dim=69, act_dim=2, head="bins", motors=8)
+    assert PolicyConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    p = PolicyNet(cfg)
+    assert p.core.output_size == 8 and p.head.out_features == 2 * 21
+    assert abs(param_counts(p)["trainable"] - 20000) <= 2000
+    assert "bin_centers" not in p.state_dict()  # derived from the config, not stored
+    with pytest.raises(ValueError, match="head"):
+        PolicyConfig(obs_dim=3, act_dim=1, head="softmax")
+    with pytest.raises(ValueError, match="bins"):
+        PolicyConfig(obs_dim=3, act_dim=1, head="bins", bins=2)
+    with pytest.raises(ValueError, match="motors"):
+        PolicyConfig(obs_dim=3, act_dim=1, motors=0)

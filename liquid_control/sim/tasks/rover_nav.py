@@ -32,7 +32,10 @@ class RoverNavEnv(NavTask):
     FAMILIES = ROVER_FAMILIES
     TRAIN_FAMILIES = TRAIN_FAMILIES
     GOAL_RADIUS = 0.3
-    BODY_RADIUS = RoverSpec().footprint
+    BODY_RADIUS = RoverSpec().footprint  # the wheels, which reach past the chassis
+    # start and goal connected at 0.28 m (the chassis radius + 0.1 m, as when the layouts were drawn:
+    # the body radius used to leave the wheels out, and pinning it keeps every layout as it was)
+    LAYOUT_CLEARANCE = 0.28
     MAX_SPEED = RoverSpec().max_speed
     DEFAULT_CONTROL_HZ = 20.0
     DEFAULT_RAYS = 64
