@@ -6,7 +6,8 @@
 
 Reads ``results/<env>-<policy>/<suite>.json`` (written by ``scripts/train_zoo.py`` and
 ``liquid-control evaluate``), the shipped cards ``policies/*/card.json`` and, where present,
-``results/<env>-robustness/robustness.json`` (+ PNG), ``results/adaptation/*/*-summary.json`` and
+``results/<env>-robustness/robustness.json`` (+ PNG), ``results/imitation/*.json`` (written by
+``scripts/imitation_targets.py``), ``results/adaptation/*/*-summary.json`` and
 ``docs/*.gif``.
 """
 
@@ -224,12 +225,29 @@ def adaptation_section(root: Path) -> list[str]:
             "|---|---|---|---|---|---|", *rows, ""]
 
 
+def imitation_section(root: Path) -> list[str]:
+    """The issue-6 imitation targets (``scripts/imitation_targets.py``): one row per recorded run."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from imitation_targets import RECIPES, table
+
+    lines = table(root / "results" / "imitation")
+    if not lines:
+        return []
+    recipes = "; ".join(f"{env}: `{json.dumps(r, sort_keys=True)}`" for env, r in RECIPES.items())
+    return ["### Imitation targets", "",
+            "**Gated-DAgger imitation** (`scripts/imitation_targets.py run --env ENV --core CORE --seed S`: "
+            "expert demos → sequence BC → DAgger rounds driven by the learner with the teacher taking over "
+            "near obstacles or when lost → test success of learner and expert on the same 100 unseen test "
+            "layouts; the wall-clock is collection + BC + DAgger on the 2 shared cores). Recipes "
+            f"(`train_imitation.py` arguments): {recipes}.", "", *lines, ""]
+
+
 def build(root: Path) -> str:
     table = load_results(root)
     if not table:
         return "No results yet: run `scripts/train_zoo.py` (see above)."
     sections = [env_section(root, env, table[env]) for env in sorted(table)]
-    return "\n".join(sections + adaptation_section(root))
+    return "\n".join(sections + imitation_section(root) + adaptation_section(root))
 
 
 def main(argv: list[str] | None = None) -> int:

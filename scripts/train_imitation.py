@@ -45,7 +45,8 @@ def cpu_seconds() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-def main() -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line of this script."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--env", default="LiquidControl/RoverNav-v0")
     p.add_argument("--core", default="ltc", help="ltc|cfc|lstm|gru|mlp|euler")
@@ -78,7 +79,11 @@ def main() -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="env option override")
     p.add_argument("--demos", default=None, help="reuse a demo dir (default OUT/demos; resumes if partial)")
     p.add_argument("--out", default=None, help="output dir (default runs/imitation-<env>-<core>-s<seed>)")
-    args = p.parse_args()
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     torch.set_num_threads(1)
 
     from liquid_control.sim.options import parse_overrides

@@ -1,0 +1,177 @@
+#!/usr/bin/env python
+"""The issue-6 targets: LTC, LSTM and CfC trained by one imitation recipe per env, measured on unseen layouts.
+
+    .venv/bin/python scripts/imitation_targets.py run --env rover --core ltc --seed 0   # ~20 min, 2 cores
+    .venv/bin/python scripts/imitation_targets.py record runs/targets/rover-ltc-s0     # -> results/
+    .venv/bin/python scripts/imitation_targets.py table                                # Markdown
+
+``run`` calls ``scripts/train_imitation.py`` (collect expert demos → sequence BC → gated DAgger →
+evaluate learner and expert on the same 100 test episodes) with the env's recipe below, every core at
+the same ~20k trainable-parameter budget and the same data and epochs, then ``record``\\ s it. ``record``
+refuses a run whose training command differs from the recipe, and stores its summary plus the
+per-family/detour breakdown (``scripts/failure_breakdown.py``) of learner and expert in
+``results/imitation/<env>-<core>-s<seed>.json``; ``table`` (and ``scripts/make_tables.py``)
+turn those files into the table of the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+ENVS = {"drone": "LiquidControl/DroneNav-v0", "rover": "LiquidControl/RoverNav-v0"}
+# train_imitation.py arguments (argparse dest -> value) per env; JSON options are stored as dicts
+RECIPES: dict[str, dict] = {
+    "drone": {"expert_options": {"steering": "arcs"}, "head": "bins", "motors": 8, "log_rays": True,
+              "episodes": 200, "dagger_rounds": 10, "dagger_episodes": 40, "dagger_epochs": 8,
+              "dagger_gate": {"clearance": 0.1, "horizon": 0.5, "hold": 15, "patience": 4},
+              "budget": 20000, "eval_episodes": 100},
+    "rover": {"expert_options": {"steering": "arcs", "slow_clearance": 0.5, "arc_escape": 0.06},
+              "head": "bins", "motors": 8, "log_rays": True,
+              "episodes": 200, "dagger_rounds": 8, "dagger_episodes": 40, "dagger_epochs": 10,
+              "dagger_gate": {"clearance": 0.03, "horizon": 0.3, "hold": 10, "patience": 5},
+              "budget": 20000, "eval_episodes": 100},
+}
+JSON_ARGS = ("expert_options", "dagger_gate")
+RESULTS = ROOT / "results" / "imitation"
+
+
+def recipe_argv(env: str, core: str, seed: int, out: Path) -> list[str]:
+    """train_imitation.py's command line for one env's recipe."""
+    argv = ["--env", ENVS[env], "--core", core, "--seed", str(seed), "--out", str(out)]
+    for key, value in RECIPES[env].items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            argv.append(flag)
+        else:
+            argv += [flag, json.dumps(value) if key in JSON_ARGS else str(value)]
+    return argv
+
+
+def env_key(env_id: str) -> str:
+    """'drone' or 'rover' for an env id."""
+    for key, full in ENVS.items():
+        if full == env_id:
+            return key
+    raise ValueError(f"no imitation recipe for env {env_id!r} (known: {sorted(ENVS.values())})")
+
+
+def check_recipe(args: dict) -> None:
+    """Raise ValueError if a run's recorded train_imitation.py arguments differ from its env's recipe."""
+    recipe = RECIPES[env_key(args["env"])]
+    wrong = []
+    for key, want in recipe.items():
+        got = args.get(key)
+        if key in JSON_ARGS and isinstance(got, str):
+            got = json.loads(got)
+        if got != want:
+            wrong.append(f"{key}: run {got!r}, recipe {want!r}")
+    if args.get("demos") is not None or args.get("set"):
+        wrong.append("the run reused demos or overrode env options")
+    if wrong:
+        raise ValueError("run does not follow the recipe: " + "; ".join(wrong))
+
+
+def family_success(eval_path: Path) -> list[dict]:
+    """Per family and detour bin: episodes and success rate of one evaluation file."""
+    from failure_breakdown import breakdown
+
+    rows = breakdown(json.loads(eval_path.read_text()), 1.1)
+    return [{k: r[k] for k in ("family", "detour", "episodes", "success_rate")} for r in rows]
+
+
+def record(run: Path, results: Path = RESULTS) -> Path:
+    """Copy a finished run's summary and breakdown into ``results`` (after checking it used the recipe)."""
+    card = json.loads((run / "policy" / "card.json").read_text())
+    command = card["command"]
+    prefix = "scripts/train_imitation.py "
+    if not command.startswith(prefix):
+        raise ValueError(f"{run} was not trained by scripts/train_imitation.py: {command[:80]!r}")
+    args = json.loads(command[len(prefix):])
+    check_recipe(args)
+    summary = json.loads((run / "summary.json").read_text())
+    summary.pop("checkpoint", None)
+    summary["args"] = args
+    summary["families"] = {who: family_success(run / f"eval-{who}.json") for who in ("learner", "expert")}
+    name = f"{env_key(args['env'])}-{args['core']}-s{args['seed']}"
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / f"{name}.json"
+    path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def _rate(metric: dict) -> str:
+    lo, hi = metric["ci95"]
+    return f"{metric['mean']:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def table(results: Path = RESULTS) -> list[str]:
+    """Markdown lines: one row per recorded run, then the per-env mean over seeds of each core."""
+    runs = [json.loads(p.read_text()) for p in sorted(results.glob("*.json"))]
+    if not runs:
+        return []
+    order = {"ltc": 0, "lstm": 1, "cfc": 2}
+    runs.sort(key=lambda s: (s["env"], order.get(s["core"], 9), s["core"], s["seed"]))
+    lines = ["| env | core | seed | trainable (effective) | test success | expert | learner / expert "
+             "| collect + BC + DAgger | success per family (detour < / ≥ 1.1) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for s in runs:
+        fam = ", ".join(f"{r['family']} {r['detour'].replace(' ', '')} {r['success_rate']:.2f} "
+                        f"({r['episodes']})" for r in s["families"]["learner"])
+        p = s["params"]
+        lines.append(f"| {s['env'].split('/')[-1]} | {s['core']} | {s['seed']} | {p['trainable']} "
+                     f"({p['effective']}) | {_rate(s['test']['learner']['success_rate'])} "
+                     f"| {s['test']['expert']['success_rate']['mean']:.2f} | {s['success_vs_expert']:.2f} "
+                     f"| {s['wall_clock_s']['pipeline_s'] / 60:.1f} min | {fam} |")
+    groups: dict[tuple[str, str], list[float]] = {}
+    for s in runs:
+        groups.setdefault((s["env"].split("/")[-1], s["core"]), []).append(s["success_vs_expert"])
+    if any(len(v) > 1 for v in groups.values()):
+        lines += ["", "| env | core | seeds | learner / expert, mean ± sd over seeds |", "|---|---|---|---|"]
+        for (env, core), vals in groups.items():
+            spread = f" ± {np.std(vals):.2f}" if len(vals) > 1 else " (one seed)"
+            lines.append(f"| {env} | {core} | {len(vals)} | {np.mean(vals):.2f}{spread} |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="train + evaluate one env/core/seed by the recipe, then record it")
+    r.add_argument("--env", choices=sorted(ENVS), required=True)
+    r.add_argument("--core", default="ltc", help="ltc|lstm|cfc|gru|mlp (same budget and recipe)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--out", type=Path, default=None,
+                   help="run dir (default runs/targets/<env>-<core>-s<seed>)")
+    rec = sub.add_parser("record", help="store finished runs' summaries in results/imitation/")
+    rec.add_argument("runs", nargs="+", type=Path)
+    sub.add_parser("table", help="print the Markdown table of the recorded runs")
+    args = ap.parse_args(argv)
+    if args.cmd == "run":
+        out = args.out or ROOT / "runs" / "targets" / f"{args.env}-{args.core}-s{args.seed}"
+        cmd = [sys.executable, str(ROOT / "scripts" / "train_imitation.py"),
+               *recipe_argv(args.env, args.core, args.seed, out)]
+        subprocess.run(cmd, check=True)
+        print(f"recorded {record(out)}")
+    elif args.cmd == "record":
+        for run in args.runs:
+            try:
+                print(f"recorded {record(run)}")
+            except (ValueError, FileNotFoundError) as e:
+                print(f"{run}: {e}", file=sys.stderr)
+                return 2
+    else:
+        print("\n".join(table()) or "no recorded runs in results/imitation/")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,79 @@
+"""scripts/imitation_targets.py: the recipes are valid train_imitation.py command lines, runs off the
+recipe are refused, recorded runs become the README table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def targets(load_script):
+    return load_script("imitation_targets")
+
+
+@pytest.fixture(scope="module")
+def train(load_script):
+    return load_script("train_imitation")
+
+
+@pytest.mark.parametrize("env", ["drone", "rover"])
+def test_recipe_is_a_valid_command_line(targets, train, env: str, tmp_path: Path) -> None:
+    args = vars(train.parser().parse_args(targets.recipe_argv(env, "lstm", 2, tmp_path)))
+    assert args["core"] == "lstm" and args["seed"] == 2 and args["env"] == targets.ENVS[env]
+    targets.check_recipe(args)  # parses back to the recipe
+    off = dict(args, dagger_rounds=args["dagger_rounds"] + 1)
+    with pytest.raises(ValueError, match="dagger_rounds"):
+        targets.check_recipe(off)
+    with pytest.raises(ValueError, match="reused demos"):
+        targets.check_recipe(dict(args, demos="somewhere"))
+
+
+def _fake_run(run: Path, args: dict, successes: list[bool]) -> None:
+    """A finished train_imitation.py run dir with two rover test episodes (forest layouts)."""
+    (run / "policy").mkdir(parents=True)
+    (run / "policy" / "card.json").write_text(json.dumps(
+        {"command": "scripts/train_imitation.py " + json.dumps(args)}))
+    eps = [{"family": "forest", "layout_seed": 11 + i, "success": s, "collision": not s, "timeout": False,
+            "error": None} for i, s in enumerate(successes)]
+    for who in ("learner", "expert"):
+        (run / f"eval-{who}.json").write_text(json.dumps(
+            {"env": args["env"], "resolved_options": {}, "per_episode": eps if who == "learner" else
+             [dict(e, success=True, collision=False) for e in eps]}))
+    rate = {"mean": sum(successes) / len(successes), "ci95": [0.0, 1.0], "n": len(successes)}
+    (run / "summary.json").write_text(json.dumps({
+        "env": args["env"], "core": args["core"], "seed": args["seed"], "checkpoint": str(run / "policy"),
+        "params": {"trainable": 19796, "effective": 19796}, "success_vs_expert": rate["mean"],
+        "test": {"learner": {"success_rate": rate}, "expert": {"success_rate": {"mean": 1.0}}},
+        "wall_clock_s": {"pipeline_s": 1200.0}}))
+
+
+def test_record_and_table(targets, train, tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    for seed, succ in ((0, [True, False]), (1, [True, True])):
+        run = tmp_path / f"run{seed}"
+        args = vars(train.parser().parse_args(targets.recipe_argv("rover", "lstm", seed, run)))
+        _fake_run(run, args, succ)
+        path = targets.record(run, results)
+        assert path.name == f"rover-lstm-s{seed}.json"
+        stored = json.loads(path.read_text())
+        assert "checkpoint" not in stored and stored["args"]["core"] == "lstm"
+        fam = stored["families"]["learner"]
+        assert sum(r["episodes"] for r in fam) == 2 and all(r["family"] == "forest" for r in fam)
+    lines = targets.table(results)
+    rows = [ln for ln in lines if ln.startswith("| RoverNav-v0 | lstm |")]
+    assert len(rows) == 3  # two runs and the mean over seeds
+    assert "| 0.50 [0.00, 1.00] | 1.00 | 0.50 | 20.0 min |" in rows[0]
+    assert rows[2].endswith("| 2 | 0.75 ± 0.25 |")
+
+
+def test_record_refuses_a_run_off_the_recipe(targets, train, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    args = vars(train.parser().parse_args(targets.recipe_argv("drone", "ltc", 0, run)))
+    _fake_run(run, dict(args, dagger_gate=None), [True])
+    with pytest.raises(ValueError, match="dagger_gate"):
+        targets.record(run, tmp_path / "results")
+    assert targets.main(["record", str(run)]) == 2
+    assert not (tmp_path / "results").exists()
