@@ -12,11 +12,10 @@ worker processes through the project's one executor (``collect`` → ``map_jobs`
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from liquid_control.learn.demos import collect, load_dataset
+from liquid_control.learn.demos import collect, load_dataset, parse_json_object
 from liquid_control.learn.rollout import GATE_PARAMS, ControllerSpec, expert_spec
 
 if TYPE_CHECKING:
@@ -28,16 +27,7 @@ SEED_STRIDE = 100_000  # round r uses episode seeds r·SEED_STRIDE + seed·1000 
 def parse_gate(text: str | None) -> dict[str, Any] | None:
     """``--dagger-gate`` JSON text -> the gate's options (None when absent; ``{}`` = the defaults);
     ValueError on bad JSON or an unknown option."""
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"--dagger-gate is not valid JSON: {exc}") from None
-    if not isinstance(value, dict) or not set(value) <= GATE_PARAMS:
-        raise ValueError(f"--dagger-gate must be a JSON object with keys from {sorted(GATE_PARAMS)}, "
-                         f"got {text!r}")
-    return value
+    return parse_json_object(text, "--dagger-gate", GATE_PARAMS)
 
 
 def beta_for_round(beta: float, rnd: int) -> float:

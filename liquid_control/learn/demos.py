@@ -314,17 +314,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="dataset directory")
 
 
-def parse_expert_options(text: str | None) -> dict | None:
-    """``--expert-options`` JSON text -> dict (None when absent); ValueError if it is not a JSON object."""
+def parse_json_object(text: str | None, flag: str, keys: set[str] | None = None) -> dict | None:
+    """A command-line option's JSON text -> dict (None when absent); ValueError naming ``flag`` if it is
+    not a JSON object, or (given ``keys``) has a key outside them."""
     if text is None:
         return None
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"--expert-options is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"--expert-options must be a JSON object, got {text!r}")
+        raise ValueError(f"{flag} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict) or (keys is not None and not set(value) <= keys):
+        allowed = "" if keys is None else f" with keys from {sorted(keys)}"
+        raise ValueError(f"{flag} must be a JSON object{allowed}, got {text!r}")
     return value
+
+
+def parse_expert_options(text: str | None) -> dict | None:
+    """``--expert-options`` JSON text -> dict (None when absent); ValueError if it is not a JSON object."""
+    return parse_json_object(text, "--expert-options")
 
 
 def teacher_specs(expert_options: dict | None = None, noise: float = 0.0
