@@ -26,6 +26,7 @@ import torch
 from liquid_control.evaluate.runner import evaluate
 from liquid_control.learn.bc import (
     BCConfig,
+    add_gate_argument,
     add_head_arguments,
     add_loss_arguments,
     head_options,
@@ -61,8 +62,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--dagger-epochs", type=int, default=15)
     p.add_argument("--dagger-beta", type=float, default=0.5, help="expert share in DAgger round r = beta**r")
-    p.add_argument("--dagger-gate", default=None, metavar="JSON",
-                   help='gated DAgger rollouts, e.g. \'{"clearance": 0.1, "patience": 5}\' (instead of beta)')
+    add_gate_argument(p)
     p.add_argument("--chunk-len", type=int, default=32, help="BPTT window: trained steps per chunk")
     p.add_argument("--burn-in", type=int, default=16, help="steps that only warm up the state per chunk")
     p.add_argument("--expert-options", default=None, metavar="JSON",

@@ -12,7 +12,8 @@ a learner visits (DAgger). With ``sensing_range`` r > 0 it plans only on what a 
 seen along the flight so far (every cell within r of a visited position, occlusion ignored; unknown
 cells count as free) and replans when that reveals new obstacle cells: a teacher whose choices the
 learner's own range sensors can explain (e.g. following a wall to a gap it cannot yet see), where the
-full-layout planner heads straight for a gap beyond sensor range.
+full-layout planner heads straight for a gap beyond sensor range. With ``sensing_rays`` n > 0 instead,
+what it has seen is what a fan of n rays with the env's lidar geometry showed (nothing behind a hit).
 
 With ``steering="arcs"`` it instead scores a fan of horizontal velocity commands (directions x speeds,
 held for ``arc_horizon`` seconds with a first-order lag from the current velocity) against the goal's
@@ -34,7 +35,9 @@ import numpy as np
 
 from liquid_control.experts.planning import (
     Planner,
+    SeenCells,
     arc_clearance_terms,
+    check_sensing_rays,
     check_steering,
     near_obstacle_speed_scale,
 )
@@ -105,14 +108,16 @@ class NavExpert(_VelocityExpert):
                  replan_distance: float = 0.35, yaw_gain: float = 2.0, clearance_weight: float = 0.0,
                  clearance_range: float = 0.5, sensing_range: float = 0.0, steering: str = "pursuit",
                  arc_horizon: float = 1.0, arc_margin: float = 0.1, arc_clearance: float = 0.5,
-                 slow_clearance: float = 0.0) -> None:
+                 slow_clearance: float = 0.0, sensing_rays: int = 0) -> None:
         super().__init__()
         if not slow_clearance >= 0.0:
             raise ValueError(f"slow_clearance must be >= 0 (0: off), got {slow_clearance}")
         self.slow_clearance = float(slow_clearance)
         check_steering(steering, arc_horizon, arc_margin, arc_clearance)
-        if steering == "arcs" and sensing_range > 0.0:
-            raise ValueError("steering='arcs' plans on the known layout (sensing_range must be 0)")
+        check_sensing_rays(sensing_rays)
+        if steering == "arcs" and (sensing_range > 0.0 or sensing_rays > 0):
+            raise ValueError("steering='arcs' plans on the known layout (sensing_range and sensing_rays must "
+                             "be 0)")
         self.steering = steering
         self.arc_horizon, self.arc_margin, self.arc_clearance = float(arc_horizon), float(arc_margin), \
             float(arc_clearance)
@@ -122,9 +127,12 @@ class NavExpert(_VelocityExpert):
                 clearance_weight, clearance_range = 2.0, 0.6
         if not sensing_range >= 0.0:
             raise ValueError(f"sensing_range must be >= 0 (0: the layout is known), got {sensing_range}")
+        if sensing_range > 0.0 and sensing_rays > 0:
+            raise ValueError("give sensing_range (a disk) or sensing_rays (a lidar fan), not both")
         self.sensing_range = float(sensing_range)
-        self._known: np.ndarray | None = None  # cells seen so far (sensing_range > 0)
-        self._true_occ: np.ndarray | None = None
+        self.sensing_rays = sensing_rays
+        self.sensing = self.sensing_range > 0.0 or sensing_rays > 0
+        self.seen: SeenCells | None = None  # cells seen so far (sensing)
         self._seen_at = np.full(2, np.inf)
         # clearance-aware planning (experts.planning.Planner; 0 = plain shortest paths, the default)
         self.clearance = {"clearance_weight": float(clearance_weight),
@@ -143,10 +151,9 @@ class NavExpert(_VelocityExpert):
         layout = self.env.layout
         xy = self.env.state["position"][:2]
         self.replans = 0
-        if self.sensing_range > 0.0:  # a fresh map every episode
+        if self.sensing:  # a fresh map every episode
             self.planner = self._make_planner(layout, xy)  # the full grid, for the true occupancy
-            self._true_occ = self.planner.grid.occ
-            self._known = np.zeros_like(self._true_occ)
+            self.seen = SeenCells(self.planner.grid)
             self._seen_at = np.full(2, np.inf)
             self._layout_key = None
             self._sense(xy, force=True)
@@ -158,23 +165,21 @@ class NavExpert(_VelocityExpert):
         self.path = self.planner.path_from(xy)
 
     def _sense(self, xy: np.ndarray, force: bool = False) -> bool:
-        """Mark the cells within ``sensing_range`` of xy as known; rebuild the planner on the known map
-        (True) if that revealed an obstacle cell, or if ``force``. Looks again only after 0.25 m of travel."""
+        """Mark the cells within ``sensing_range`` of xy (or those the ``sensing_rays`` fan shows) as known;
+        rebuild the planner on the known map (True) if that revealed an obstacle cell, or if ``force``.
+        Looks again only after 0.25 m of travel."""
         if not force and np.hypot(*(xy - self._seen_at)) < 0.25:
             return False
         self._seen_at = np.array(xy, dtype=float)
-        grid = self.planner.grid
-        r = self.sensing_range
-        (iy0, ix0), (iy1, ix1) = grid.to_cell(xy - r), grid.to_cell(xy + r)
-        ys = grid.origin[1] + (np.arange(iy0, iy1 + 1) + 0.5) * grid.res - xy[1]
-        xs = grid.origin[0] + (np.arange(ix0, ix1 + 1) + 0.5) * grid.res - xy[0]
-        disk = ys[:, None] ** 2 + xs[None, :] ** 2 <= r * r
-        window = np.s_[iy0 : iy1 + 1, ix0 : ix1 + 1]
-        new = disk & ~self._known[window]
-        self._known[window] |= disk
-        if not force and not (new & self._true_occ[window]).any():
+        if self.sensing_rays:
+            env = self.env
+            revealed = self.seen.see_fan(env.scene, xy, env.rig.quad.yaw, env.options["rays"],
+                                         self.sensing_rays)
+        else:
+            revealed = self.seen.see_disk(xy, self.sensing_range)
+        if not force and len(revealed) == 0:
             return False
-        self.planner = Planner(self.env.layout, inflate=self.planner.inflate, known=self._known,
+        self.planner = Planner(self.env.layout, inflate=self.planner.inflate, known=self.seen.known,
                                **self.clearance)  # fmt: skip
         return True
 
@@ -221,7 +226,7 @@ class NavExpert(_VelocityExpert):
         xy = pos[:2]
         if self.steering == "arcs":
             return self._act_arcs(pos)
-        if self.sensing_range > 0.0 and self._sense(xy):
+        if self.sensing and self._sense(xy):
             self.path = self.planner.path_from(xy)
             self.replans += 1
         if len(self.path) < 2:

@@ -17,6 +17,7 @@ the path closer than ``min(R, the clearance of the stretch they replace)`` to an
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy.ndimage import distance_transform_edt
@@ -162,6 +163,59 @@ class Planner:
         return path_length(self.path_from(start))
 
 
+class SeenCells:
+    """The cells of a planning grid that a range sensor has seen so far, for teachers that plan only on what
+    their sensors could have told them (``Planner(known=seen.known)``: unseen cells count as free).
+
+    ``grid`` is the true (inflated) occupancy grid; the ``see_*`` methods mark cells as seen and return the
+    flat indices of the occupied cells they revealed, from which the expert decides whether to replan."""
+
+    def __init__(self, grid: Grid) -> None:
+        self.grid = grid
+        self.known = np.zeros_like(grid.occ)
+
+    def _reveal(self, iy: np.ndarray, ix: np.ndarray) -> np.ndarray:
+        flat = np.unique(iy * self.known.shape[1] + ix)
+        known, occ = self.known.ravel(), self.grid.occ.ravel()
+        new = flat[~known[flat]]
+        known[new] = True
+        return new[occ[new]]
+
+    def see_disk(self, xy: np.ndarray, radius: float) -> np.ndarray:
+        """Every cell whose centre lies within ``radius`` of ``xy`` (occlusion ignored)."""
+        g = self.grid
+        (iy0, ix0), (iy1, ix1) = g.to_cell(xy - radius), g.to_cell(xy + radius)
+        iy, ix = np.mgrid[iy0 : iy1 + 1, ix0 : ix1 + 1]
+        cy = g.origin[1] + (iy + 0.5) * g.res - xy[1]
+        cx = g.origin[0] + (ix + 0.5) * g.res - xy[0]
+        inside = cy**2 + cx**2 <= radius * radius
+        return self._reveal(iy[inside], ix[inside])
+
+    def see_fan(self, scene: Any, xy: np.ndarray, heading: float, rays: dict[str, Any], n: int) -> np.ndarray:
+        """:meth:`see_rays` for a fan of ``n`` rays cast in ``scene`` (a ``PlanarScene``) with a nav env's
+        lidar geometry ``rays`` (its ``fov`` in degrees, centred on ``heading``, and its ``range``)."""
+        fov, reach = np.radians(float(rays["fov"])), float(rays["range"])
+        full = fov >= 2.0 * np.pi - 1e-9
+        step = fov / n if full else fov / max(n - 1, 1)
+        first = heading if full else heading - 0.5 * fov
+        hits = scene.cast(xy, first, step, n, reach, full)
+        return self.see_rays(xy, first + step * np.arange(n), hits, reach)
+
+    def see_rays(self, xy: np.ndarray, angles: np.ndarray, hits: np.ndarray, max_range: float) -> np.ndarray:
+        """The cells along horizontal rays from ``xy`` at world ``angles`` up to their hit distances
+        ``hits`` (m), plus one cell past each hit (the obstacle's surface); nothing behind a hit."""
+        g = self.grid
+        t = np.arange(0.0, max_range + g.res, 0.5 * g.res)
+        reach = np.minimum(np.asarray(hits, dtype=float) + g.res, max_range)
+        px = xy[0] + np.cos(angles)[:, None] * t[None]
+        py = xy[1] + np.sin(angles)[:, None] * t[None]
+        ny, nx = self.known.shape
+        ix = np.floor((px - g.origin[0]) / g.res).astype(int)
+        iy = np.floor((py - g.origin[1]) / g.res).astype(int)
+        keep = (t[None] <= reach[:, None]) & (ix >= 0) & (iy >= 0) & (ix < nx) & (iy < ny)
+        return self._reveal(iy[keep], ix[keep])
+
+
 def path_length(points: np.ndarray) -> float:
     """Polyline length (m)."""
     points = np.asarray(points, dtype=float)
@@ -175,6 +229,13 @@ def check_steering(steering: str, horizon: float, margin: float, soft: float) ->
         raise ValueError(f"steering must be 'pursuit' or 'arcs', got {steering!r}")
     if not (horizon > 0.0 and margin >= 0.0 and soft > margin):
         raise ValueError("need arc_horizon > 0 and arc_clearance > arc_margin >= 0")
+
+
+def check_sensing_rays(n: Any) -> None:
+    """ValueError unless ``n`` (the nav experts' ``sensing_rays``: rays of the sensing-limited teacher's
+    lidar fan, 0 = the layout is known) is an int >= 0."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"sensing_rays must be an int >= 0 (0: the layout is known), got {n!r}")
 
 
 def near_obstacle_speed_scale(clear: float, slow_clearance: float, floor: float = 0.3) -> float:
@@ -200,13 +261,14 @@ def arc_clearance_terms(clear: np.ndarray, now: float, margin: float, soft: floa
 
 def connected_planner(layout: Layout, start: Sequence[float], goal: Sequence[float] | None = None,
                       inflate: float | None = None, resolution: float = GRID_RESOLUTION,
-                      **clearance: float) -> Planner:
+                      known: np.ndarray | None = None, **clearance: float) -> Planner:
     """A planner whose inflated grid connects ``start`` to the goal.
 
     Tries ``inflate`` (default: the layout's generation clearance), then values down to that clearance
     (at which generation guarantees the layout's own start and goal connect on this grid), then smaller
-    ones (e.g. for a start a learner drove next to an obstacle). ``clearance``: ``clearance_weight`` /
-    ``clearance_range`` of the :class:`Planner` (default: plain shortest paths)."""
+    ones (e.g. for a start a learner drove next to an obstacle). ``known``, ``clearance``: the
+    :class:`Planner`'s known-cell mask and ``clearance_weight`` / ``clearance_range`` (default: the whole
+    layout is known, plain shortest paths)."""
     clear = float(layout.knobs.get("clearance", 0.3))
     inflate = clear if inflate is None else float(inflate)
     tries = [inflate]
@@ -214,7 +276,7 @@ def connected_planner(layout: Layout, start: Sequence[float], goal: Sequence[flo
         tries += [0.5 * (inflate + clear), clear]
     tries += [f * min(inflate, clear) for f in (0.8, 0.6, 0.4, 0.2, 0.0)]
     for value in tries:
-        planner = Planner(layout, goal, inflate=value, resolution=resolution, **clearance)
+        planner = Planner(layout, goal, inflate=value, resolution=resolution, known=known, **clearance)
         if np.isfinite(planner.dist[planner.grid.to_cell(start)]):
             return planner
     raise ValueError(f"layout {layout.layout_id}: start {tuple(start)} cannot reach the goal")

@@ -22,6 +22,14 @@ With ``slow_clearance`` c > 0 the pursuit law also scales its speed by the body'
 least 0.3) where that clearance is below c: a teacher that slows down near obstacles; the arcs law
 scales the chosen arc's speed and turn rate (the same arc, driven slower) by the smallest clearance
 along that arc the same way.
+
+With ``sensing_rays`` n > 0 either law plans only on what a lidar fan of n rays (the env's field of view
+and range, so n above the env's ray count sees what its rays see, densely) has shown it along the
+drive so far: cells behind the first hit stay unknown and count as free. It looks every
+``SENSE_EVERY`` control steps and replans when it sees an obstacle nearby or on its route: a teacher that
+explores (heads for a doorway it has seen, drives along a wall towards the goal's side) where the
+full-layout teacher drives straight to a doorway its lidar could not show, so its labels are a
+function of what the learner has observed.
 """
 
 from __future__ import annotations
@@ -32,11 +40,16 @@ import numpy as np
 
 from liquid_control.experts.planning import (
     Planner,
+    SeenCells,
     arc_clearance_terms,
+    check_sensing_rays,
     check_steering,
     connected_planner,
     near_obstacle_speed_scale,
 )
+
+SENSE_EVERY = 2  # control steps between two looks of the sensing-limited teacher (sensing_rays > 0)
+SENSE_NEAR = 1.0  # m: it replans when it sees an obstacle this close (where its arcs reach) or on its route
 
 
 class RoverExpert:
@@ -45,8 +58,12 @@ class RoverExpert:
     def __init__(self, lookahead: float = 0.55, replan_distance: float = 0.35, k_turn: float = 2.5,
                  inflate: float = 0.36, clearance_weight: float = 0.0, clearance_range: float = 0.5,
                  steering: str = "pursuit", arc_horizon: float = 1.0, arc_margin: float = 0.04,
-                 arc_clearance: float = 0.3, slow_clearance: float = 0.0, arc_escape: float = 0.0) -> None:
+                 arc_clearance: float = 0.3, slow_clearance: float = 0.0, arc_escape: float = 0.0,
+                 sensing_rays: int = 0) -> None:
         check_steering(steering, arc_horizon, arc_margin, arc_clearance)
+        check_sensing_rays(sensing_rays)
+        self.sensing_rays = sensing_rays  # > 0: plan only on what a lidar fan of this many rays has seen
+        self.seen: SeenCells | None = None
         if not arc_escape >= 0.0:
             raise ValueError(f"arc_escape must be >= 0 (0: off), got {arc_escape}")
         self.arc_escape = float(arc_escape)  # m; arcs law: closer than this, move away first
@@ -82,7 +99,34 @@ class RoverExpert:
             self._arcs = _arc_fan(self.env.state["spec"], self.arc_horizon)
         else:
             self.planner = connected_planner(layout, start, inflate=self.inflate, **self.clearance)
+        self.replans = 0
+        if self.sensing_rays:  # a fresh map every episode, on the full plan's grid (the true occupancy)
+            self.seen = SeenCells(self.planner.grid)
+            self._plan_inflate = self.planner.inflate
+            self._steps = 0
+            self._sense(force=True)
         self.path = self.planner.path_from(start)
+
+    def _sense(self, force: bool = False) -> None:
+        """Look with the lidar fan (the env's field of view and range, ``sensing_rays`` rays); replan on
+        what is known if that revealed an obstacle cell within ``SENSE_NEAR`` or on the current plan's
+        route, or if ``force``."""
+        env, st = self.env, self.env.state
+        xy = np.asarray(st["position"][:2], dtype=float)
+        revealed = self.seen.see_fan(env.scene, xy, float(st["yaw"]), env.options["rays"], self.sensing_rays)
+        if not force:
+            if len(revealed) == 0:
+                return
+            nx = self.seen.known.shape[1]
+            cells = self.seen.grid.to_xy(np.stack([revealed // nx, revealed % nx], 1))
+            if not (np.hypot(*(cells - xy).T) < SENSE_NEAR).any():
+                route = self.planner.cell_path(xy)
+                if not np.isin(revealed, route[:, 0] * nx + route[:, 1]).any():
+                    return
+            self.replans += 1
+        self.planner = connected_planner(env.layout, xy, inflate=self._plan_inflate, known=self.seen.known,
+                                         **self.clearance)
+        self.path = self.planner.path_from(xy)
 
     def _off_path(self, xy: np.ndarray) -> tuple[float, float]:
         """(distance to the path, arc length of the closest point)."""
@@ -107,6 +151,10 @@ class RoverExpert:
 
     def act(self, obs: Any = None) -> np.ndarray:
         """One normalised (v, w) action."""
+        if self.sensing_rays:
+            self._steps += 1
+            if self._steps % SENSE_EVERY == 0:
+                self._sense()
         if self.steering == "arcs":
             return self._act_arcs()
         st = self.env.state

@@ -517,6 +517,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dagger-episodes", type=int, default=20, help="learner rollouts per DAgger round")
     parser.add_argument("--dagger-epochs", type=int, default=10, help="training epochs per DAgger round")
     parser.add_argument("--dagger-beta", type=float, default=0.5, help="expert share in round r = beta**r")
+    add_gate_argument(parser)
     parser.add_argument("--expert-options", default=None, metavar="JSON",
                         help="DAgger teacher's options, e.g. '{\"clearance_weight\": 2.0}' "
                              "(default: the expert recorded in the first --demos dataset)")
@@ -531,6 +532,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     parser.add_argument("--out", required=True, help="run directory (becomes the checkpoint)")
+
+
+def add_gate_argument(parser: argparse.ArgumentParser) -> None:
+    """``--dagger-gate JSON`` (``BCConfig.dagger_gate`` via ``learn.dagger.parse_gate``), shared by
+    ``train bc`` and ``scripts/train_imitation.py``."""
+    parser.add_argument("--dagger-gate", default=None, metavar="JSON",
+                        help="gated DAgger rollouts instead of the beta-mix (the learner drives, the teacher "
+                             "takes over near obstacles or when lost), e.g. "
+                             "'{\"clearance\": 0.1, \"patience\": 5}'")
 
 
 def add_head_arguments(parser: argparse.ArgumentParser) -> None:
@@ -570,6 +580,8 @@ def loss_options(args: argparse.Namespace) -> dict[str, float]:
 
 def config_from_args(args: argparse.Namespace) -> BCConfig:
     """A :class:`BCConfig` from parsed ``train bc`` arguments."""
+    from liquid_control.learn.dagger import parse_gate  # dagger imports this module
+
     return BCConfig(env_id=args.env, demos=list(args.demos), out=args.out, policy=args.policy,
                     budget=args.budget, encoder=args.encoder, ray_slice=_parse_slice(args.ray_slice),
                     timespan=args.timespan, epochs=args.epochs, minutes=args.minutes,
@@ -580,7 +592,8 @@ def config_from_args(args: argparse.Namespace) -> BCConfig:
                     successful_only=not args.all_demos, dagger_rounds=args.dagger_rounds,
                     dagger_episodes=args.dagger_episodes, dagger_epochs=args.dagger_epochs,
                     dagger_beta=args.dagger_beta, workers=args.workers, resume=args.resume,
-                    expert_options=parse_expert_options(getattr(args, "expert_options", None)),
+                    expert_options=parse_expert_options(args.expert_options),
+                    dagger_gate=parse_gate(args.dagger_gate),
                     command="liquid-control " + " ".join(sys.argv[1:]))
 
 

@@ -1,4 +1,5 @@
-"""The sensing-limited drone teacher (``NavExpert(sensing_range=r)``): plans on what it has seen so far."""
+"""The sensing-limited teachers (``NavExpert(sensing_range=r)``, ``RoverExpert(sensing_rays=n)``): they plan
+on what they have seen so far."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import pytest
 
 import liquid_control  # noqa: F401
 from liquid_control.experts import make_expert
-from liquid_control.experts.planning import Planner, path_length
+from liquid_control.experts.planning import Planner, SeenCells, path_length
+from liquid_control.experts.rover import RoverExpert
 from liquid_control.sim.layouts import Layout
+from liquid_control.sim.sensors import PlanarScene
 
 # a walls test episode whose only gap lies far off the start-goal line (shortest path 1.68x the straight
 # line): every shipped DroneNav policy fails it
 FAR_GAP_SEED = 642290861
+ROOMS_SEED = 7  # a RoverNav rooms test episode whose route needs doorways the start cannot see
 
 
 def _wall_layout() -> Layout:
@@ -37,28 +41,39 @@ def test_planner_on_a_known_mask():
         Planner(lay, inflate=0.35, known=np.ones((3, 3), bool))
 
 
-def test_sensing_range_must_not_be_negative():
+def test_sensing_options_are_checked():
     env = gym.make("LiquidControl/DroneNav-v0", split="test")
     with pytest.raises(ValueError, match="sensing_range"):
         make_expert(env, {"sensing_range": -1.0})
+    with pytest.raises(ValueError, match="not both"):
+        make_expert(env, {"sensing_range": 6.0, "sensing_rays": 64})
+    with pytest.raises(ValueError, match="sensing_rays"):
+        make_expert(env, {"sensing_rays": True})
+    with pytest.raises(ValueError, match="arcs"):
+        make_expert(env, {"steering": "arcs", "sensing_rays": 64})
     env.close()
 
 
-def test_sensing_teacher_finds_a_gap_it_cannot_see_at_the_start():
+@pytest.mark.parametrize("options", [{"sensing_range": 6.0}, {"sensing_rays": 256}], ids=["disk", "rays"])
+def test_sensing_teacher_finds_a_gap_it_cannot_see_at_the_start(options):
     """On a walls layout whose gap is beyond sensor range, the teacher starts with a plan through the
     unseen part of the wall, learns the wall as it flies, replans, and still reaches the goal; it only
-    ever knows cells within its range of where it has been."""
+    ever knows cells within its range (the env's 6 m lidar range for the fan) of where it has been."""
     env = gym.make("LiquidControl/DroneNav-v0", split="test", layout={"family": "walls"})
     obs, _ = env.reset(seed=FAR_GAP_SEED)
     u = env.unwrapped
     full = make_expert(env)
     full.reset(u, obs)
-    expert = make_expert(env, {"sensing_range": 6.0})
+    expert = make_expert(env, options)
     expert.reset(u, obs)
     start = np.array(u.layout.start[:2])
     assert path_length(expert.path) < path_length(full.path) - 1.0  # it does not know the detour yet
     res = expert.planner.grid.res
-    assert expert._known.sum() * res**2 == pytest.approx(np.pi * 6.0**2, rel=0.05)
+    area = expert.seen.known.sum() * res**2
+    if "sensing_range" in options:
+        assert area == pytest.approx(np.pi * 6.0**2, rel=0.05)
+    else:  # the fan stops at the first hit: less than the disk
+        assert 0.2 * np.pi * 6.0**2 < area < 0.97 * np.pi * 6.0**2
     visited = [start]
     done = False
     while not done:
@@ -69,8 +84,68 @@ def test_sensing_teacher_finds_a_gap_it_cannot_see_at_the_start():
     assert info["is_success"] and not info["collision"], info
     assert expert.replans > 0
     # every known cell lies within the range of some visited position (plus the grid's half diagonal)
-    cells = np.argwhere(expert._known)
+    cells = np.argwhere(expert.seen.known)
     xy = expert.planner.grid.to_xy(cells)
     path = np.asarray(visited)
     near = np.min(np.hypot(*(xy[:, None, :] - path[None, ::5, :]).transpose(2, 0, 1)), axis=1)
     assert near.max() <= 6.0 + 0.25 + res
+
+
+def test_seen_cells_along_rays_stop_at_the_first_hit():
+    """A lidar fan from the start sees the near face of the wall and nothing behind it; planning on that
+    goes around the end it has seen (unknown cells count as free), shorter than the true detour."""
+    lay = _wall_layout()
+    full = Planner(lay, inflate=0.35)
+    seen = SeenCells(full.grid)
+    start = np.array(lay.start[:2])
+    n, reach = 720, 6.0  # the wall face it sees ends near y = ±4.5, the gap is at y = 7..9
+    hits = PlanarScene(lay).cast(start, 0.0, 2 * np.pi / n, n, reach, True)
+    revealed = seen.see_rays(start, 2 * np.pi / n * np.arange(n), hits, reach)
+    g = full.grid
+    assert seen.known[g.to_cell((-2.0, 0.0))] and not seen.known[g.to_cell((2.0, 0.0))]  # behind the wall
+    assert seen.known[g.to_cell((-0.3, 0.0))] and full.grid.occ[g.to_cell((-0.3, 0.0))]  # the inflated face
+    assert np.ravel_multi_index(g.to_cell((-0.3, 0.0)), g.occ.shape) in revealed
+    assert full.grid.occ.ravel()[revealed].all() and len(revealed) > 0
+    xy = g.to_xy(np.argwhere(seen.known))
+    assert np.hypot(*(xy - start).T).max() <= reach + 2 * g.res
+    assert len(seen.see_rays(start, 2 * np.pi / n * np.arange(n), hits, reach)) == 0  # nothing new
+    known = Planner(lay, inflate=0.35, known=seen.known)
+    assert 8.5 < path_length(known.path_from(start)) < path_length(full.path_from(start)) - 3.0
+
+
+def test_rover_sensing_teacher_plans_on_what_its_lidar_showed():
+    with pytest.raises(ValueError, match="sensing_rays"):
+        RoverExpert(sensing_rays=-1)
+    with pytest.raises(ValueError, match="sensing_rays"):
+        RoverExpert(sensing_rays=2.5)
+    env = gym.make("LiquidControl/RoverNav-v0", split="test", layout={"family": "rooms"})
+    obs, _ = env.reset(seed=ROOMS_SEED)
+    u = env.unwrapped
+    options = {"steering": "arcs", "sensing_rays": 256}
+    full, expert = make_expert(env, {"steering": "arcs"}), make_expert(env, options)
+    full.reset(u, obs)
+    expert.reset(u, obs)
+    assert path_length(expert.path) < path_length(full.path) - 1.0  # it does not know the doorways yet
+    start = np.array(u.state["position"][:2])
+    xy = expert.seen.grid.to_xy(np.argwhere(expert.seen.known))
+    assert np.hypot(*(xy - start).T).max() <= u.options["rays"]["range"] + 0.2
+    for _ in range(80):
+        obs, _, term, trunc, info = env.step(expert.act(obs))
+        assert not (term or trunc), info
+    assert expert.replans > 0
+    env.close()
+
+
+@pytest.mark.slow
+def test_rover_sensing_teacher_reaches_the_goal_through_doorways_it_finds():
+    env = gym.make("LiquidControl/RoverNav-v0", split="test", layout={"family": "rooms"})
+    obs, _ = env.reset(seed=ROOMS_SEED)
+    expert = make_expert(env, {"steering": "arcs", "slow_clearance": 0.5, "arc_escape": 0.06,
+                               "sensing_rays": 256})
+    expert.reset(env.unwrapped, obs)
+    done = False
+    while not done:
+        obs, _, term, trunc, info = env.step(expert.act(obs))
+        done = term or trunc
+    env.close()
+    assert info["is_success"] and not info["collision"], info

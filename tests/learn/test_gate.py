@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
 
 import liquid_control  # noqa: F401  (registers the env ids)
+from liquid_control.learn.bc import add_arguments, config_from_args
 from liquid_control.learn.dagger import parse_gate
 from liquid_control.learn.demos import _leaf_specs
 from liquid_control.learn.rollout import GateController, make_controller, run_episode
@@ -128,3 +133,20 @@ def test_gate_specs_parse_and_reject_bad_input(tmp_path):
     hover = gym.make("LiquidControl/DroneHover-v0")
     with pytest.raises(ValueError, match="navigation env"):
         run_episode(hover, make_controller({"gate": ["expert", "random"]}), 0, max_steps=2)
+
+
+def test_both_command_lines_carry_the_gate_into_the_config():
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    base = ["--env", "LiquidControl/RoverNav-v0", "--demos", "d", "--out", "o"]
+    assert config_from_args(p.parse_args(base)).dagger_gate is None
+    cfg = config_from_args(p.parse_args([*base, "--dagger-gate", '{"clearance": 0.05, "hold": 4}']))
+    assert cfg.dagger_gate == {"clearance": 0.05, "hold": 4}
+    with pytest.raises(ValueError, match="dagger-gate"):
+        config_from_args(p.parse_args([*base, "--dagger-gate", '{"radius": 1}']))
+    script = Path(__file__).resolve().parents[2] / "scripts" / "train_imitation.py"
+    spec = importlib.util.spec_from_file_location("train_imitation", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    args = module.parser().parse_args(["--dagger-gate", '{"patience": 3}'])
+    assert parse_gate(args.dagger_gate) == {"patience": 3}
