@@ -64,12 +64,21 @@ def env_key(env_id: str) -> str:
     raise ValueError(f"no imitation recipe for env {env_id!r} (known: {sorted(ENVS.values())})")
 
 
+FREE_ARGS = ("env", "core", "seed", "out", "workers")  # what a run may choose; the rest is the recipe
+
+
 def check_recipe(args: dict) -> None:
-    """Raise ValueError if a run's recorded train_imitation.py arguments differ from its env's recipe."""
+    """Raise ValueError if a run's recorded train_imitation.py arguments differ from its env's recipe
+    (every argument but ``FREE_ARGS``: the recipe's value, else train_imitation.py's default)."""
+    from train_imitation import parser
+
     recipe = RECIPES[env_key(args["env"])]
     wrong = []
-    for key, want in recipe.items():
-        got = args.get(key)
+    for key, default in sorted(vars(parser().parse_args([])).items()):
+        if key in FREE_ARGS:
+            continue
+        want = recipe.get(key, default)
+        got = args.get(key, default)  # runs recorded before an argument existed had its default
         if key in JSON_ARGS and isinstance(got, str):
             got = json.loads(got)
         if got != want:

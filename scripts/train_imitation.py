@@ -26,16 +26,16 @@ import torch
 from liquid_control.evaluate.runner import evaluate
 from liquid_control.learn.bc import (
     BCConfig,
-    add_gate_argument,
     add_head_arguments,
     add_loss_arguments,
+    add_rollout_arguments,
     head_options,
     loss_options,
     parse_drop_obs,
+    rollout_options,
     train_bc,
 )
 from liquid_control.learn.checkpoint import atomic_write_json
-from liquid_control.learn.dagger import parse_gate
 from liquid_control.learn.demos import collect, parse_expert_options, teacher_specs
 from liquid_control.learn.rollout import expert_spec
 
@@ -62,7 +62,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--dagger-epochs", type=int, default=15)
     p.add_argument("--dagger-beta", type=float, default=0.5, help="expert share in DAgger round r = beta**r")
-    add_gate_argument(p)
+    add_rollout_arguments(p)
     p.add_argument("--chunk-len", type=int, default=32, help="BPTT window: trained steps per chunk")
     p.add_argument("--burn-in", type=int, default=16, help="steps that only warm up the state per chunk")
     p.add_argument("--expert-options", default=None, metavar="JSON",
@@ -111,10 +111,10 @@ def main(argv: list[str] | None = None) -> int:
                    budget=args.budget, encoder=args.encoder, epochs=args.epochs, minutes=left, seed=args.seed,
                    dagger_rounds=args.dagger_rounds, dagger_episodes=args.dagger_episodes,
                    dagger_epochs=args.dagger_epochs, dagger_beta=args.dagger_beta, workers=args.workers,
-                   expert_options=options, dagger_gate=parse_gate(args.dagger_gate),
+                   expert_options=options,
                    drop_obs=parse_drop_obs(args.drop_obs),
                    log_rays=args.log_rays, chunk_len=args.chunk_len, burn_in=args.burn_in,
-                   **loss_options(args), **head_options(args),
+                   **loss_options(args), **head_options(args), **rollout_options(args),
                    command="scripts/train_imitation.py " + json.dumps(vars(args)))
     ckpt = train_bc(cfg)
     stages["train_s"], cpu["train_s"] = time.monotonic() - t, cpu_seconds() - c

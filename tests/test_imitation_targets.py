@@ -29,6 +29,11 @@ def test_recipe_is_a_valid_command_line(targets, train, env: str, tmp_path: Path
         targets.check_recipe(off)
     with pytest.raises(ValueError, match="reused demos"):
         targets.check_recipe(dict(args, demos="somewhere"))
+    with pytest.raises(ValueError, match="dagger_set"):  # an argument the recipe leaves at its default
+        targets.check_recipe(dict(args, dagger_set=["layout.density=0.4"]))
+    with pytest.raises(ValueError, match="chunk_len"):
+        targets.check_recipe(dict(args, chunk_len=64))
+    targets.check_recipe({k: v for k, v in args.items() if k != "dagger_set"})  # recorded before it existed
 
 
 def _fake_run(run: Path, args: dict, successes: list[bool]) -> None:

@@ -84,6 +84,9 @@ class BCConfig:
     # DAgger rollouts gated instead of beta-mixed: the learner drives and the teacher takes over where it
     # is about to fail (learn.rollout.GateController options, e.g. {"clearance": 0.1, "patience": 5})
     dagger_gate: dict[str, Any] | None = None
+    # env options of the DAgger rollouts on top of the demos' (nested, e.g. more of the hard family:
+    # {"layout": {"family": ["rooms", "rooms", "forest"]}}; families go round-robin over episode seeds)
+    dagger_options: dict[str, Any] = field(default_factory=dict)
     workers: int | None = None
     resume: bool = False
     progress: bool = True
@@ -517,7 +520,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dagger-episodes", type=int, default=20, help="learner rollouts per DAgger round")
     parser.add_argument("--dagger-epochs", type=int, default=10, help="training epochs per DAgger round")
     parser.add_argument("--dagger-beta", type=float, default=0.5, help="expert share in round r = beta**r")
-    add_gate_argument(parser)
+    add_rollout_arguments(parser)
     parser.add_argument("--expert-options", default=None, metavar="JSON",
                         help="DAgger teacher's options, e.g. '{\"clearance_weight\": 2.0}' "
                              "(default: the expert recorded in the first --demos dataset)")
@@ -534,13 +537,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="run directory (becomes the checkpoint)")
 
 
-def add_gate_argument(parser: argparse.ArgumentParser) -> None:
-    """``--dagger-gate JSON`` (``BCConfig.dagger_gate`` via ``learn.dagger.parse_gate``), shared by
-    ``train bc`` and ``scripts/train_imitation.py``."""
+def add_rollout_arguments(parser: argparse.ArgumentParser) -> None:
+    """How DAgger rolls out: ``--dagger-gate JSON`` (``BCConfig.dagger_gate`` via
+    ``learn.dagger.parse_gate``) and ``--dagger-set KEY=VALUE`` (``BCConfig.dagger_options``), shared by
+    ``train bc`` and ``scripts/train_imitation.py``; :func:`rollout_options` reads them back."""
     parser.add_argument("--dagger-gate", default=None, metavar="JSON",
                         help="gated DAgger rollouts instead of the beta-mix (the learner drives, the teacher "
                              "takes over near obstacles or when lost), e.g. "
                              "'{\"clearance\": 0.1, \"patience\": 5}'")
+    parser.add_argument("--dagger-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="env option of the DAgger rollouts only (repeatable), e.g. "
+                             "'layout.family=[rooms, rooms, forest]' (families go round-robin)")
+
+
+def rollout_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The :func:`add_rollout_arguments` values as ``BCConfig`` keyword arguments."""
+    from liquid_control.learn.dagger import parse_gate  # dagger imports this module
+    from liquid_control.sim.options import parse_overrides
+
+    return {"dagger_gate": parse_gate(args.dagger_gate), "dagger_options": parse_overrides(args.dagger_set)}
 
 
 def add_head_arguments(parser: argparse.ArgumentParser) -> None:
@@ -580,20 +595,17 @@ def loss_options(args: argparse.Namespace) -> dict[str, float]:
 
 def config_from_args(args: argparse.Namespace) -> BCConfig:
     """A :class:`BCConfig` from parsed ``train bc`` arguments."""
-    from liquid_control.learn.dagger import parse_gate  # dagger imports this module
-
     return BCConfig(env_id=args.env, demos=list(args.demos), out=args.out, policy=args.policy,
                     budget=args.budget, encoder=args.encoder, ray_slice=_parse_slice(args.ray_slice),
                     timespan=args.timespan, epochs=args.epochs, minutes=args.minutes,
                     drop_obs=parse_drop_obs(args.drop_obs), log_rays=args.log_rays, seed=args.seed,
                     chunk_len=args.chunk_len, burn_in=args.burn_in,
                     batch_size=args.batch_size, lr=args.lr, patience=args.patience,
-                    **loss_options(args), **head_options(args),
+                    **loss_options(args), **head_options(args), **rollout_options(args),
                     successful_only=not args.all_demos, dagger_rounds=args.dagger_rounds,
                     dagger_episodes=args.dagger_episodes, dagger_epochs=args.dagger_epochs,
                     dagger_beta=args.dagger_beta, workers=args.workers, resume=args.resume,
                     expert_options=parse_expert_options(args.expert_options),
-                    dagger_gate=parse_gate(args.dagger_gate),
                     command="liquid-control " + " ".join(sys.argv[1:]))
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from liquid_control.learn.demos import collect, load_dataset, parse_json_object
 from liquid_control.learn.rollout import GATE_PARAMS, ControllerSpec, expert_spec
+from liquid_control.sim.options import merge
 
 if TYPE_CHECKING:
     from liquid_control.learn.bc import BCConfig
@@ -58,7 +59,7 @@ def run_round(cfg: BCConfig, rnd: int, run_dir: str | Path) -> dict[str, Any]:
     """
     run_dir = Path(run_dir)
     demo = load_dataset(cfg.demos[0], expect_env=cfg.env_id)
-    options = dict(demo.manifest["options"])
+    options = merge(demo.manifest["options"], cfg.dagger_options)
     split = options.pop("split", "train")
     beta = beta_for_round(cfg.dagger_beta, rnd)
     teacher = (expert_spec(cfg.expert_options) if cfg.expert_options is not None

@@ -78,3 +78,18 @@ def test_dagger_weight_reweights_only_the_relabelled_episodes(toy_env_id, tmp_pa
     after = [[h["val_loss"] for h in histories[w] if h["round"] == 1] for w in (1.0, 5.0)]
     assert before[0] == before[1]  # demos only: the weight changes nothing
     assert after[0] != after[1]  # with relabelled episodes the (weighted) objective differs
+
+
+def test_dagger_options_apply_to_the_rollouts_only(toy_env_id, tmp_path):
+    demos = tmp_path / "demos"
+    collect(toy_env_id, 6, demos, workers=1, progress=False)
+    cfg = BCConfig(env_id=toy_env_id, demos=[str(demos)], out=str(tmp_path / "run"), policy="mlp",
+                   budget=None, epochs=1, chunk_len=16, burn_in=0, dagger_rounds=1, dagger_episodes=3,
+                   dagger_epochs=1, workers=1, progress=False, dagger_options={"max_steps": 5})
+    run = train_bc(cfg)
+    agg = load_dataset(run / "dagger")
+    assert agg.manifest["options"]["max_steps"] == 5
+    assert len(agg.episodes) == 3 and all(len(ep["actions"]) <= 5 for ep in agg.episodes)
+    assert load_dataset(demos).manifest["options"].get("max_steps", 40) == 40
+    assert max(len(ep["actions"]) for ep in load_dataset(demos).episodes) > 5
+    assert json.loads((run / "card.json").read_text())["config"]["dagger_options"] == {"max_steps": 5}

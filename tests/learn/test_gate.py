@@ -135,18 +135,23 @@ def test_gate_specs_parse_and_reject_bad_input(tmp_path):
         run_episode(hover, make_controller({"gate": ["expert", "random"]}), 0, max_steps=2)
 
 
-def test_both_command_lines_carry_the_gate_into_the_config():
+def test_both_command_lines_carry_the_rollout_options_into_the_config():
     p = argparse.ArgumentParser()
     add_arguments(p)
     base = ["--env", "LiquidControl/RoverNav-v0", "--demos", "d", "--out", "o"]
     assert config_from_args(p.parse_args(base)).dagger_gate is None
     cfg = config_from_args(p.parse_args([*base, "--dagger-gate", '{"clearance": 0.05, "hold": 4}']))
-    assert cfg.dagger_gate == {"clearance": 0.05, "hold": 4}
+    assert cfg.dagger_gate == {"clearance": 0.05, "hold": 4} and cfg.dagger_options == {}
+    cfg = config_from_args(p.parse_args([*base, "--dagger-set", "layout.family=[rooms, rooms, forest]",
+                                         "--dagger-set", "layout.density=0.4"]))
+    assert cfg.dagger_options == {"layout": {"family": ["rooms", "rooms", "forest"], "density": 0.4}}
     with pytest.raises(ValueError, match="dagger-gate"):
         config_from_args(p.parse_args([*base, "--dagger-gate", '{"radius": 1}']))
     script = Path(__file__).resolve().parents[2] / "scripts" / "train_imitation.py"
     spec = importlib.util.spec_from_file_location("train_imitation", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    args = module.parser().parse_args(["--dagger-gate", '{"patience": 3}'])
-    assert parse_gate(args.dagger_gate) == {"patience": 3}
+    args = module.parser().parse_args(["--dagger-gate", '{"patience": 3}',
+                                       "--dagger-set", "layout.density=0.4"])
+    assert module.rollout_options(args) == {"dagger_gate": {"patience": 3},
+                                            "dagger_options": {"layout": {"density": 0.4}}}
