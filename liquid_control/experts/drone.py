@@ -14,6 +14,10 @@ cells count as free) and replans when that reveals new obstacle cells: a teacher
 learner's own range sensors can explain (e.g. following a wall to a gap it cannot yet see), where the
 full-layout planner heads straight for a gap beyond sensor range. With ``sensing_rays`` n > 0 instead,
 what it has seen is what a fan of n rays with the env's lidar geometry showed (nothing behind a hit).
+The arena edge counts as known unless ``knows_edge=False``: then it plans on the arena padded by
+``EDGE_PAD`` m of unknown (free) space, so, like the learner, which cannot see the edge, it may go
+round a wall outside the arena (and fail there); its success measures what the learner's information
+allows.
 
 With ``steering="arcs"`` it instead scores a fan of horizontal velocity commands (directions x speeds,
 held for ``arc_horizon`` seconds with a first-order lag from the current velocity) against the goal's
@@ -29,6 +33,7 @@ With ``slow_clearance`` c > 0 the pursuit law scales its speed by the body's cle
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -45,6 +50,7 @@ from liquid_control.sim.flight_control import FlightController
 from liquid_control.sim.quadrotor import CF2X
 
 CF2X_RADIUS = CF2X.collision_radius
+EDGE_PAD = 10.0  # m of unknown space a teacher that does not know the arena edge plans beyond it
 _LAG = 0.3  # s, time constant of the velocity response assumed by the arcs law
 
 
@@ -108,7 +114,7 @@ class NavExpert(_VelocityExpert):
                  replan_distance: float = 0.35, yaw_gain: float = 2.0, clearance_weight: float = 0.0,
                  clearance_range: float = 0.5, sensing_range: float = 0.0, steering: str = "pursuit",
                  arc_horizon: float = 1.0, arc_margin: float = 0.1, arc_clearance: float = 0.5,
-                 slow_clearance: float = 0.0, sensing_rays: int = 0) -> None:
+                 slow_clearance: float = 0.0, sensing_rays: int = 0, knows_edge: bool = True) -> None:
         super().__init__()
         if not slow_clearance >= 0.0:
             raise ValueError(f"slow_clearance must be >= 0 (0: off), got {slow_clearance}")
@@ -132,6 +138,11 @@ class NavExpert(_VelocityExpert):
         self.sensing_range = float(sensing_range)
         self.sensing_rays = sensing_rays
         self.sensing = self.sensing_range > 0.0 or sensing_rays > 0
+        if not knows_edge and not self.sensing:
+            raise ValueError("knows_edge=False needs a sensing-limited teacher (sensing_range or "
+                             "sensing_rays)")
+        self.knows_edge = bool(knows_edge)
+        self._plan_layout: Any = None
         self.seen: SeenCells | None = None  # cells seen so far (sensing)
         self._seen_at = np.full(2, np.inf)
         # clearance-aware planning (experts.planning.Planner; 0 = plain shortest paths, the default)
@@ -152,7 +163,9 @@ class NavExpert(_VelocityExpert):
         xy = self.env.state["position"][:2]
         self.replans = 0
         if self.sensing:  # a fresh map every episode
-            self.planner = self._make_planner(layout, xy)  # the full grid, for the true occupancy
+            self._plan_layout = layout if self.knows_edge else replace(
+                layout, bounds=tuple(np.add(layout.bounds, [-EDGE_PAD, -EDGE_PAD, EDGE_PAD, EDGE_PAD])))
+            self.planner = self._make_planner(self._plan_layout, xy)  # the full grid, for the true occupancy
             self.seen = SeenCells(self.planner.grid)
             self._seen_at = np.full(2, np.inf)
             self._layout_key = None
@@ -179,7 +192,7 @@ class NavExpert(_VelocityExpert):
             revealed = self.seen.see_disk(xy, self.sensing_range)
         if not force and len(revealed) == 0:
             return False
-        self.planner = Planner(self.env.layout, inflate=self.planner.inflate, known=self.seen.known,
+        self.planner = Planner(self._plan_layout, inflate=self.planner.inflate, known=self.seen.known,
                                **self.clearance)  # fmt: skip
         return True
 

@@ -9,6 +9,7 @@ import pytest
 
 import liquid_control  # noqa: F401
 from liquid_control.experts import make_expert
+from liquid_control.experts.drone import EDGE_PAD
 from liquid_control.experts.planning import Planner, SeenCells, path_length
 from liquid_control.experts.rover import RoverExpert
 from liquid_control.sim.layouts import Layout
@@ -149,3 +150,24 @@ def test_rover_sensing_teacher_reaches_the_goal_through_doorways_it_finds():
         done = term or trunc
     env.close()
     assert info["is_success"] and not info["collision"], info
+
+
+def test_a_teacher_that_does_not_know_the_arena_edge_plans_beyond_it():
+    env = gym.make("LiquidControl/DroneNav-v0", split="test", layout={"family": "walls"})
+    with pytest.raises(ValueError, match="knows_edge"):
+        make_expert(env, {"knows_edge": False})
+    obs, _ = env.reset(seed=FAR_GAP_SEED)
+    u = env.unwrapped
+    xmin, ymin, xmax, ymax = u.layout.bounds
+    experts = {}
+    for knows in (True, False):
+        experts[knows] = make_expert(env, {"sensing_rays": 256, "knows_edge": knows})
+        experts[knows].reset(u, obs)
+    inside, padded = experts[True].planner.grid, experts[False].planner.grid
+    assert inside.origin == (xmin, ymin)
+    assert padded.origin == pytest.approx((xmin - EDGE_PAD, ymin - EDGE_PAD))
+    assert padded.occ.shape[1] * padded.res == pytest.approx(xmax - xmin + 2 * EDGE_PAD)
+    just_outside = (xmin - 1.0, 0.5 * (ymin + ymax))
+    assert not padded.occ[padded.to_cell(just_outside)]  # free: the edge is not known
+    assert inside.occ[inside.to_cell((xmin + 0.05, 0.5 * (ymin + ymax)))]  # the known edge band
+    env.close()
