@@ -3,6 +3,7 @@
 
     .venv/bin/python scripts/imitation_targets.py run --env rover --core ltc --seed 0   # ~20 min, 2 cores
     .venv/bin/python scripts/imitation_targets.py record runs/targets/rover-ltc-s0     # -> results/
+    .venv/bin/python scripts/imitation_targets.py bound --env drone --seed 0         # informed teacher
     .venv/bin/python scripts/imitation_targets.py table                                # Markdown
 
 ``run`` calls ``scripts/train_imitation.py`` (collect expert demos → sequence BC → gated DAgger →
@@ -10,8 +11,9 @@ evaluate learner and expert on the same 100 test episodes) with the env's recipe
 the same ~20k trainable-parameter budget and the same data and epochs, then ``record``\\ s it. ``record``
 refuses a run whose training command differs from the recipe, and stores its summary plus the
 per-family/detour breakdown (``scripts/failure_breakdown.py``) of learner and expert in
-``results/imitation/<env>-<core>-s<seed>.json``; ``table`` (and ``scripts/make_tables.py``)
-turn those files into the table of the README.
+``results/imitation/<env>-<core>-s<seed>.json``; ``bound`` evaluates the teacher with the learner's
+information (``INFORMED``) on the same test episodes (``results/imitation/bounds/``); ``table`` (and
+``scripts/make_tables.py``) turn those files into the table of the README.
 """
 
 from __future__ import annotations
@@ -42,6 +44,13 @@ RECIPES: dict[str, dict] = {
 }
 JSON_ARGS = ("expert_options", "dagger_gate")
 RESULTS = ROOT / "results" / "imitation"
+# teachers with the learner's information (what its lidar has shown along the way, kept in a perfect map;
+# DroneNav's arena edge is invisible to the learner, so the drone teacher does not know it either): their
+# test success on the runs' episodes is what imitation can hope to reach, next to the privileged expert's
+INFORMED: dict[str, dict] = {
+    "drone": {"sensing_rays": 256, "knows_edge": False},
+    "rover": {"steering": "arcs", "slow_clearance": 0.5, "arc_escape": 0.06, "sensing_rays": 256},
+}
 
 
 def recipe_argv(env: str, core: str, seed: int, out: Path) -> list[str]:
@@ -117,6 +126,30 @@ def record(run: Path, results: Path = RESULTS) -> Path:
     return path
 
 
+def bound(env: str, seed: int, results: Path = RESULTS, workers: int | None = None) -> Path:
+    """Evaluate ``INFORMED[env]`` on the test episodes of a run with this seed (same split, count and seed
+    as train_imitation.py's evaluation); store its success and per-family breakdown in
+    ``results/bounds/<env>-s<seed>.json``."""
+    import time
+
+    from liquid_control.evaluate.runner import evaluate
+    from liquid_control.learn.rollout import expert_spec
+
+    out = results / "bounds"
+    out.mkdir(parents=True, exist_ok=True)
+    t = time.monotonic()
+    res = evaluate(expert_spec(INFORMED[env]), ENVS[env], split="test",
+                   episodes=RECIPES[env]["eval_episodes"], seed=seed, workers=workers)
+    eval_path = out / f"{env}-s{seed}-eval.json"
+    eval_path.write_text(json.dumps(res) + "\n")
+    summary = {"env": ENVS[env], "seed": seed, "teacher": INFORMED[env],
+               "success_rate": res["metrics"]["success_rate"], "families": family_success(eval_path),
+               "episodes": len(res["per_episode"]), "wall_clock_s": round(time.monotonic() - t, 1)}
+    path = out / f"{env}-s{seed}.json"
+    path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return path
+
+
 def _rate(metric: dict) -> str:
     lo, hi = metric["ci95"]
     return f"{metric['mean']:.2f} [{lo:.2f}, {hi:.2f}]"
@@ -129,16 +162,19 @@ def table(results: Path = RESULTS) -> list[str]:
         return []
     order = {"ltc": 0, "lstm": 1, "cfc": 2}
     runs.sort(key=lambda s: (s["env"], order.get(s["core"], 9), s["core"], s["seed"]))
-    lines = ["| env | core | seed | trainable (effective) | test success | expert | learner / expert "
-             "| collect + BC + DAgger | success per family (detour < / ≥ 1.1) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    bounds = [json.loads(p.read_text()) for p in sorted((results / "bounds").glob("*-s*[0-9].json"))]
+    informed = {(b["env"], b["seed"]): b["success_rate"]["mean"] for b in bounds}
+    lines = ["| env | core | seed | trainable (effective) | test success | expert | informed teacher "
+             "| learner / expert | collect + BC + DAgger | success per family (detour < / ≥ 1.1) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for s in runs:
         fam = ", ".join(f"{r['family']} {r['detour'].replace(' ', '')} {r['success_rate']:.2f} "
                         f"({r['episodes']})" for r in s["families"]["learner"])
         p = s["params"]
         lines.append(f"| {s['env'].split('/')[-1]} | {s['core']} | {s['seed']} | {p['trainable']} "
                      f"({p['effective']}) | {_rate(s['test']['learner']['success_rate'])} "
-                     f"| {s['test']['expert']['success_rate']['mean']:.2f} | {s['success_vs_expert']:.2f} "
+                     f"| {s['test']['expert']['success_rate']['mean']:.2f} "
+                     f"| {_fmt(informed.get((s['env'], s['seed'])))} | {s['success_vs_expert']:.2f} "
                      f"| {s['wall_clock_s']['pipeline_s'] / 60:.1f} min | {fam} |")
     groups: dict[tuple[str, str], list[float]] = {}
     for s in runs:
@@ -149,6 +185,10 @@ def table(results: Path = RESULTS) -> list[str]:
             spread = f" ± {np.std(vals):.2f}" if len(vals) > 1 else " (one seed)"
             lines.append(f"| {env} | {core} | {len(vals)} | {np.mean(vals):.2f}{spread} |")
     return lines
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,6 +202,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="run dir (default runs/targets/<env>-<core>-s<seed>)")
     rec = sub.add_parser("record", help="store finished runs' summaries in results/imitation/")
     rec.add_argument("runs", nargs="+", type=Path)
+    b = sub.add_parser("bound", help="evaluate the teacher with the learner's information (INFORMED) on "
+                                     "the test episodes of runs with this seed")
+    b.add_argument("--env", choices=sorted(ENVS), required=True)
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--workers", type=int, default=None)
     sub.add_parser("table", help="print the Markdown table of the recorded runs")
     args = ap.parse_args(argv)
     if args.cmd == "run":
@@ -170,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
                *recipe_argv(args.env, args.core, args.seed, out)]
         subprocess.run(cmd, check=True)
         print(f"recorded {record(out)}")
+    elif args.cmd == "bound":
+        print(f"recorded {bound(args.env, args.seed, workers=args.workers)}")
     elif args.cmd == "record":
         for run in args.runs:
             try:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from liquid_control.evaluate.runner import episode_seeds
+
 
 @pytest.fixture(scope="module")
 def targets(load_script):
@@ -67,18 +69,25 @@ def test_record_and_table(targets, train, tmp_path: Path) -> None:
         assert "checkpoint" not in stored and stored["args"]["core"] == "lstm"
         fam = stored["families"]["learner"]
         assert sum(r["episodes"] for r in fam) == 2 and all(r["family"] == "forest" for r in fam)
+    (results / "bounds").mkdir()
+    (results / "bounds" / "rover-s1.json").write_text(json.dumps(
+        {"env": targets.ENVS["rover"], "seed": 1, "success_rate": {"mean": 0.93}}))
     lines = targets.table(results)
     rows = [ln for ln in lines if ln.startswith("| RoverNav-v0 | lstm |")]
     assert len(rows) == 3  # two runs and the mean over seeds
-    assert "| 0.50 [0.00, 1.00] | 1.00 | 0.50 | 20.0 min |" in rows[0]
+    assert "| 0.50 [0.00, 1.00] | 1.00 | – | 0.50 | 20.0 min |" in rows[0]  # no informed teacher for seed 0
+    assert "| 1.00 [0.00, 1.00] | 1.00 | 0.93 | 1.00 | 20.0 min |" in rows[1]
     assert rows[2].endswith("| 2 | 0.75 ± 0.25 |")
 
 
-def test_record_refuses_a_run_off_the_recipe(targets, train, tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    args = vars(train.parser().parse_args(targets.recipe_argv("drone", "ltc", 0, run)))
-    _fake_run(run, dict(args, dagger_gate=None), [True])
-    with pytest.raises(ValueError, match="dagger_gate"):
-        targets.record(run, tmp_path / "results")
-    assert targets.main(["record", str(run)]) == 2
-    assert not (tmp_path / "results").exists()
+@pytest.mark.slow
+def test_bound_evaluates_the_informed_teacher_on_the_runs_episodes(targets, tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    monkeypatch.setitem(targets.RECIPES, "rover", dict(targets.RECIPES["rover"], eval_episodes=2))
+    path = targets.bound("rover", 3, tmp_path, workers=1)
+    stored = json.loads(path.read_text())
+    assert path.name == "rover-s3.json" and stored["teacher"]["sensing_rays"] > 0
+    assert stored["episodes"] == 2 and 0.0 <= stored["success_rate"]["mean"] <= 1.0
+    ev = json.loads((tmp_path / "bounds" / "rover-s3-eval.json").read_text())
+    assert [e["seed"] for e in ev["per_episode"]] == episode_seeds(3, 2)  # what a seed-3 run is tested on
+    assert sum(r["episodes"] for r in stored["families"]) == 2
