@@ -238,7 +238,11 @@ def imitation_section(root: Path) -> list[str]:
             "**Gated-DAgger imitation** (`scripts/imitation_targets.py run --env ENV --core CORE --seed S`: "
             "expert demos → sequence BC → DAgger rounds driven by the learner with the teacher taking over "
             "near obstacles or when lost → test success of learner and expert on the same 100 unseen test "
-            "layouts; the wall-clock is collection + BC + DAgger on the 2 shared cores). Recipes "
+            "layouts; the wall-clock is collection + BC + DAgger on the 2 shared cores). *Expert*: the "
+            "recipe's teacher, which plans on the whole map; *informed teacher* (`imitation_targets.py "
+            "bound --env ENV --seed S`, same episodes): a teacher that knows only what the learner's lidar "
+            "has shown it (kept as a perfect map) and, on DroneNav, not the arena edge, which the learner "
+            "cannot see either: about what imitation can reach from the learner's observations. Recipes "
             f"(`train_imitation.py` arguments): {recipes}.", "", *lines, ""]
 
 
