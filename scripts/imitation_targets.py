@@ -129,7 +129,8 @@ def record(run: Path, results: Path = RESULTS) -> Path:
 def bound(env: str, seed: int, results: Path = RESULTS, workers: int | None = None) -> Path:
     """Evaluate ``INFORMED[env]`` on the test episodes of a run with this seed (same split, count and seed
     as train_imitation.py's evaluation); store its success and per-family breakdown in
-    ``results/bounds/<env>-s<seed>.json``."""
+    ``<results>/bounds/<env>-s<seed>.json`` (default ``results/imitation/bounds/``), the episodes next
+    to it."""
     import time
 
     from liquid_control.evaluate.runner import evaluate
