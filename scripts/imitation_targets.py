@@ -5,6 +5,7 @@
     .venv/bin/python scripts/imitation_targets.py record runs/targets/rover-ltc-s0     # -> results/
     .venv/bin/python scripts/imitation_targets.py bound --env drone --seed 0         # informed teacher
     .venv/bin/python scripts/imitation_targets.py table                                # Markdown
+    .venv/bin/python scripts/imitation_targets.py ship --env rover --core ltc          # -> policies/
 
 ``run`` calls ``scripts/train_imitation.py`` (collect expert demos → sequence BC → gated DAgger →
 evaluate learner and expert on the same 100 test episodes) with the env's recipe below, every core at
@@ -13,7 +14,10 @@ refuses a run whose training command differs from the recipe, and stores its sum
 per-family/detour breakdown (``scripts/failure_breakdown.py``) of learner and expert in
 ``results/imitation/<env>-<core>-s<seed>.json``; ``bound`` evaluates the teacher with the learner's
 information (``INFORMED``) on the same test episodes (``results/imitation/bounds/``); ``table`` (and
-``scripts/make_tables.py``) turn those files into the table of the README.
+``scripts/make_tables.py``) turn those files into the table of the README. ``ship`` puts one core's
+recorded runs into the policy zoo the way ``scripts/train_zoo.py`` ships its own: the best seed on the
+val split goes to ``policies/<env>-<core>/`` with its card and every test/OOD suite evaluated, and every
+seed is evaluated on the test suite (``results/rovernav-ltc/`` etc., the README's zoo tables).
 """
 
 from __future__ import annotations
@@ -151,6 +155,51 @@ def bound(env: str, seed: int, results: Path = RESULTS, workers: int | None = No
     return path
 
 
+def recorded_runs(env: str, core: str, results: Path = RESULTS, root: Path = ROOT) -> list[dict]:
+    """One core's recorded runs as zoo run records (core, seed, checkpoint, demos, wall-clock of collect +
+    BC + DAgger), after checking that each run directory still holds the recipe's checkpoint."""
+    runs = []
+    for path in sorted(results.glob(f"{env}-{core}-s*.json")):
+        rec = json.loads(path.read_text())
+        run = root / rec["args"]["out"]
+        card = run / "policy" / "card.json"
+        if not card.exists():
+            raise FileNotFoundError(f"{path.name}: its run {run} is not on this machine (rerun: imitation_"
+                                    f"targets.py run --env {env} --core {core} --seed {rec['seed']})")
+        command = json.loads(card.read_text())["command"]
+        args = json.loads(command.split(" ", 1)[1])
+        check_recipe(args)  # the checkpoint there is still the recipe's, of this core and seed
+        if (args["core"], args["seed"]) != (core, rec["seed"]):
+            raise ValueError(f"{run} holds a {args['core']} seed {args['seed']} run, not {path.name}'s")
+        runs.append({"core": core, "seed": rec["seed"], "checkpoint": str(run / "policy"),
+                     "demos": str(run / "demos"), "train_wall_clock_s": rec["wall_clock_s"]["pipeline_s"]})
+    if not runs:
+        raise FileNotFoundError(f"no recorded {env} {core} run in {results}")
+    return runs
+
+
+def ship(env: str, core: str, val_episodes: int = 30, eval_episodes: int = 50,
+         workers: int | None = None, results: Path = RESULTS) -> Path:
+    """Ship one core's recorded recipe runs to the zoo (``train_zoo.select_and_ship``: best seed on val,
+    every seed on the test suite, the shipped one on every suite); returns ``policies/<env>-<core>``."""
+    import shutil
+
+    import train_zoo
+
+    runs = recorded_runs(env, core, results)
+    env_id = ENVS[env]
+    short = train_zoo.short_name(env_id)
+    for run in runs:
+        run["val"] = train_zoo.validate(run["checkpoint"], env_id, run["seed"], val_episodes, workers)
+        print(f"[{core} s{run['seed']}] val success {run['val']['success_rate']['mean']:.2f}", flush=True)
+    # the zoo entry is replaced as a whole: per-seed files of the seeds it had before would be stale
+    shutil.rmtree(train_zoo.ROOT / "results" / f"{short}-{core}" / "seeds", ignore_errors=True)
+    manifests = {r["seed"]: json.loads((Path(r["demos"]) / "manifest.json").read_text()) for r in runs}
+    args = argparse.Namespace(env=env_id, eval_episodes=eval_episodes, workers=workers, no_ship=False,
+                              no_seed_tests=False)
+    return train_zoo.select_and_ship(args, core, runs, short, manifests)
+
+
 def _rate(metric: dict) -> str:
     lo, hi = metric["ci95"]
     return f"{metric['mean']:.2f} [{lo:.2f}, {hi:.2f}]"
@@ -208,6 +257,13 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--env", choices=sorted(ENVS), required=True)
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--workers", type=int, default=None)
+    sh = sub.add_parser("ship", help="ship one core's recorded runs to policies/ (best seed on val; test "
+                                     "and OOD suites evaluated as train_zoo.py does)")
+    sh.add_argument("--env", choices=sorted(ENVS), required=True)
+    sh.add_argument("--core", default="ltc")
+    sh.add_argument("--val-episodes", type=int, default=30)
+    sh.add_argument("--eval-episodes", type=int, default=50, help="per suite (the zoo tables' 50)")
+    sh.add_argument("--workers", type=int, default=None)
     sub.add_parser("table", help="print the Markdown table of the recorded runs")
     args = ap.parse_args(argv)
     if args.cmd == "run":
@@ -216,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
                *recipe_argv(args.env, args.core, args.seed, out)]
         subprocess.run(cmd, check=True)
         print(f"recorded {record(out)}")
+    elif args.cmd == "ship":
+        print(f"shipped {ship(args.env, args.core, args.val_episodes, args.eval_episodes, args.workers)}")
     elif args.cmd == "bound":
         print(f"recorded {bound(args.env, args.seed, workers=args.workers)}")
     elif args.cmd == "record":

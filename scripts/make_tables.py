@@ -81,7 +81,8 @@ def env_section(root: Path, env: str, by_policy: dict[str, dict[str, dict]]) -> 
             row = [cell(by_policy[policy].get(s, {}).get("metrics", {}).get(key)) for s in suites]
             lines.append(f"| {policy} | {params_of(root, env, policy)} | " + " | ".join(row) + " |")
         lines.append("")
-    lines += ppo_section(by_policy)
+    lines += training_note(root, env, order(list(by_policy)))
+    lines += ppo_section(by_policy, {p: init_results(root, env, p) for p in by_policy if p.endswith("-ppo")})
     lines += seeds_section(root, env, order(list(by_policy)))
     lines += seed_suites_section(root, env, order(list(by_policy)))
     lines += reevaluation_note(root, env, order(list(by_policy)))
@@ -93,11 +94,57 @@ def env_section(root: Path, env: str, by_policy: dict[str, dict[str, dict]]) -> 
     return "\n".join(lines)
 
 
-def ppo_section(by_policy: dict[str, dict[str, dict]]) -> list[str]:
-    """PPO fine-tune vs the imitation policy it started from, paired over the same test episodes."""
+PIPELINES = {"train_imitation.py": "the issue-6 imitation recipe (gated DAgger; `imitation_targets.py ship`)",
+             "train_zoo.py": "`train_zoo.py` (BC + β-mixed DAgger)"}
+
+
+def training_note(root: Path, env: str, policies: list[str]) -> list[str]:
+    """Which pipeline trained each row, read from the command on its card (when rows come from more than
+    one, the rows are not a like-for-like comparison of cores)."""
+    groups: dict[str, list[str]] = {}
+    for policy in policies:
+        card_path = root / "policies" / f"{env}-{policy}" / "card.json"
+        if not card_path.exists():
+            continue
+        card = json.loads(card_path.read_text())
+        script = Path(card.get("command", "").split(" ", 1)[0]).name
+        label = PIPELINES.get(script, f"`{script}`")
+        if script == "train_ppo.py":
+            init = Path(((card.get("init") or {}).get("command") or "").split(" ", 1)[0]).name
+            label = (f"`train_ppo.py`, fine-tuning a policy trained by {PIPELINES.get(init, init)}" if init
+                     else "`train_ppo.py` from scratch")
+        groups.setdefault(label, []).append(policy)
+    if len(groups) < 2:
+        return []
+    return ["**Trained by** (the command on each card): "
+            + "; ".join(f"{', '.join(names)}: {label}" for label, names in groups.items()), ""]
+
+
+def init_results(root: Path, env: str, ppo: str) -> dict | None:
+    """Test results of the imitation policy a PPO fine-tune started from: ``results/<env>-<ppo>/init/
+    test.json`` when kept there (its starting policy has since been replaced in the zoo), else the
+    shipped imitation policy's own, if its card is the one the PPO card names as ``init``; else None."""
+    kept = root / "results" / f"{env}-{ppo}" / "init" / "test.json"
+    if kept.exists():
+        return json.loads(kept.read_text())
+    base = ppo.removesuffix("-ppo")
+    cards = [root / "policies" / f"{env}-{name}" / "card.json" for name in (ppo, base)]
+    bc_test = root / "results" / f"{env}-{base}" / "test.json"
+    if not all(c.exists() for c in cards) or not bc_test.exists():
+        return None
+    init = json.loads(cards[0].read_text()).get("init") or {}
+    bc = json.loads(cards[1].read_text())
+    keys = ("command", "train_wall_clock_s")
+    same = all(init.get(k) == bc.get(k) for k in keys)
+    return json.loads(bc_test.read_text()) if same else None
+
+
+def ppo_section(by_policy: dict[str, dict[str, dict]], inits: dict[str, dict | None]) -> list[str]:
+    """PPO fine-tune vs the imitation policy it started from (``inits``: its test results, see
+    :func:`init_results`), paired over the same test episodes."""
     rows = []
     for ppo in order([p for p in by_policy if p.endswith("-ppo")]):
-        bc, tuned = by_policy.get(ppo.removesuffix("-ppo"), {}).get("test"), by_policy[ppo].get("test")
+        bc, tuned = inits.get(ppo), by_policy[ppo].get("test")
         if not bc or not tuned or "per_episode" not in bc or "per_episode" not in tuned:
             continue
         diff = paired_difference(bc["per_episode"], tuned["per_episode"])

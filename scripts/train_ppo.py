@@ -224,6 +224,7 @@ def ship_run(runs: Path | list[Path], name: str, episodes: int, workers: int | N
     as the zoo does for BC seeds, and on each of ``seed_suites`` (``seeds/<suite>-s<seed>``).
     """
     import argparse as _argparse
+    import shutil
     import sys
 
     if str(Path(__file__).parent) not in sys.path:  # train_zoo lives next to this script
@@ -269,6 +270,8 @@ def ship_run(runs: Path | list[Path], name: str, episodes: int, workers: int | N
         for suite in ("test", *seed_suites):
             test_every_seed(records, zoo_args, ROOT / "results" / name / "seeds", suite)
     dest = ship(record, zoo_args, env_short, init_card.get("demonstrations") or {}, records)
+    # a kept copy of an earlier warm start's test results (make_tables.init_results) is not this one's
+    shutil.rmtree(ROOT / "results" / name / "init", ignore_errors=True)
     card = json.loads((dest / "card.json").read_text())
     card["selection"]["candidates"] = sel["val"]  # final / best-val PPO (and BC) on the same val episodes
     card["selection"]["selected"] = sel["selected"]

@@ -55,14 +55,35 @@ def train_one(args: argparse.Namespace, core: str, seed: int, demos: Path, out: 
                    command="scripts/train_zoo.py " + " ".join(sys.argv[1:]))
     ckpt = train_bc(cfg)
     train_s = time.monotonic() - t0
-    val = evaluate(str(ckpt), args.env, split="val", episodes=args.val_episodes, seed=1000 + seed,
-                   workers=args.workers, progress=False)
     summary = {"core": core, "seed": seed, "checkpoint": str(ckpt), "train_wall_clock_s": round(train_s, 1),
-               "val": {k: val["metrics"][k] for k in ("success_rate", "spl", "collision_rate")}}
+               "val": validate(str(ckpt), args.env, seed, args.val_episodes, args.workers)}
     atomic_write_json(summary_path, summary)
     print(f"[{core} s{seed}] val success {summary['val']['success_rate']['mean']:.2f} "
           f"(trained in {train_s / 60:.1f} min)", flush=True)
     return summary
+
+
+def validate(checkpoint: str, env_id: str, seed: int, episodes: int, workers: int | None) -> dict:
+    """Val-split metrics of a training seed's checkpoint: what selects the shipped seed (its own stream of
+    val episodes per training seed, 1000 + seed, as every zoo run has used)."""
+    val = evaluate(checkpoint, env_id, split="val", episodes=episodes, seed=1000 + seed, workers=workers,
+                   progress=False)
+    return {k: val["metrics"][k] for k in ("success_rate", "spl", "collision_rate")}
+
+
+def select_and_ship(args: argparse.Namespace, core: str, runs: list[dict], env_short: str,
+                    manifests: dict[int, dict]) -> Path | None:
+    """Pick the best of one core's training seeds on val; unless ``args.no_ship``, test every seed (unless
+    ``args.no_seed_tests``) and ship the best with the manifest of its demonstrations
+    (``manifests[seed]``). Returns the shipped directory."""
+    best = max(runs, key=lambda r: (r["val"]["success_rate"]["mean"], r["val"]["spl"]["mean"] or 0.0))
+    if args.no_ship:
+        return None
+    if not args.no_seed_tests:  # after selection: test results never pick a seed
+        test_every_seed(runs, args, ROOT / "results" / f"{env_short}-{core}" / "seeds")
+    dest = ship(best, args, env_short, manifests[best["seed"]], runs)
+    print(f"[ship] {dest.relative_to(ROOT)} (seed {best['seed']})", flush=True)
+    return dest
 
 
 def evaluate_suites(policy: str, args: argparse.Namespace, dest: Path) -> dict:
@@ -82,7 +103,8 @@ def test_every_seed(runs: list[dict], args: argparse.Namespace, dest: Path, suit
     """Evaluate every seed's checkpoint on ``suite`` (the test split by default, or an OOD suite of the
     env; after selection, never used to select).
 
-    Writes ``dest/<suite>-s<seed>.json`` (reused when present with the same episode count) and puts the
+    Writes ``dest/<suite>-s<seed>.json`` (reused when present for the same checkpoint path and episode
+    count; another seed's or run's file of that name is replaced) and puts the
     metrics into each run record: ``run["test"]`` for the test suite, ``run["suites"][suite]`` otherwise.
     """
     def keep(run: dict, res: dict) -> None:
@@ -96,7 +118,7 @@ def test_every_seed(runs: list[dict], args: argparse.Namespace, dest: Path, suit
     for run in runs:
         path = dest / f"{suite}-s{run['seed']}.json"
         saved = json.loads(path.read_text()) if path.exists() else {}
-        if saved.get("episodes") == args.eval_episodes:
+        if saved.get("episodes") == args.eval_episodes and saved.get("policy") == run["checkpoint"]:
             keep(run, saved)
         else:
             todo.append(run)
@@ -197,12 +219,7 @@ def main() -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     for core in args.cores.split(","):
         runs = [train_one(args, core, s, demos, out / f"{env_short}-{core}-s{s}") for s in seeds]
-        best = max(runs, key=lambda r: (r["val"]["success_rate"]["mean"], r["val"]["spl"]["mean"] or 0.0))
-        if not args.no_ship:
-            if not args.no_seed_tests:  # after selection: test results never pick a seed
-                test_every_seed(runs, args, ROOT / "results" / f"{env_short}-{core}" / "seeds")
-            dest = ship(best, args, env_short, manifest, runs)
-            print(f"[ship] {dest.relative_to(ROOT)} (seed {best['seed']})", flush=True)
+        select_and_ship(args, core, runs, env_short, {s: manifest for s in seeds})
     expert_dir = ROOT / "results" / f"{env_short}-expert"
     if not args.no_ship and not (expert_dir / "test.json").exists():
         evaluate_suites("expert", args, expert_dir)

@@ -91,3 +91,51 @@ def test_bound_evaluates_the_informed_teacher_on_the_runs_episodes(targets, tmp_
     ev = json.loads((tmp_path / "bounds" / "rover-s3-eval.json").read_text())
     assert [e["seed"] for e in ev["per_episode"]] == episode_seeds(3, 2)  # what a seed-3 run is tested on
     assert sum(r["episodes"] for r in stored["families"]) == 2
+
+
+def test_ship_puts_the_val_best_recorded_run_into_the_zoo(targets, train, tmp_path: Path,
+                                                         monkeypatch) -> None:
+    import train_zoo  # what imitation_targets.ship imports (scripts/ is on sys.path once targets loaded)
+
+    results = tmp_path / "results" / "imitation"
+    for seed in (0, 1):
+        run = tmp_path / f"run{seed}"
+        args = vars(train.parser().parse_args(targets.recipe_argv("rover", "ltc", seed, run)))
+        _fake_run(run, args, [True, False])
+        (run / "policy" / "policy.pt").write_bytes(b"weights-%d" % seed)
+        (run / "policy" / "config.json").write_text("{}")
+        (run / "demos").mkdir()
+        (run / "demos" / "manifest.json").write_text(json.dumps({"env_id": args["env"], "seed": seed}))
+        targets.record(run, results)
+    runs = targets.recorded_runs("rover", "ltc", results)
+    assert [(r["seed"], r["train_wall_clock_s"]) for r in runs] == [(0, 1200.0), (1, 1200.0)]
+    assert runs[1]["checkpoint"] == str(tmp_path / "run1" / "policy")
+
+    monkeypatch.setattr(train_zoo, "ROOT", tmp_path)  # never touch the repository's policies/ or results/
+    stale = tmp_path / "results" / "rovernav-ltc" / "seeds"
+    stale.mkdir(parents=True)
+    (stale / "test-s2.json").write_text("{}")  # a seed of the zoo entry being replaced
+    val = {0: 0.4, 1: 0.7}
+    monkeypatch.setattr(train_zoo, "validate", lambda ckpt, env_id, seed, episodes, workers: {
+        "success_rate": {"mean": val[seed]}, "spl": {"mean": val[seed]}, "collision_rate": {"mean": 0.0}})
+    tested = []
+    monkeypatch.setattr(train_zoo, "test_every_seed", lambda runs, args, dest: tested.append(
+        ([r["seed"] for r in runs], dest)))
+    monkeypatch.setattr(train_zoo, "evaluate_suites", lambda policy, args, dest: {"test": {"n": 50}})
+    dest = targets.ship("rover", "ltc", eval_episodes=50, results=results)
+    assert dest == tmp_path / "policies" / "rovernav-ltc"
+    assert (dest / "policy.pt").read_bytes() == b"weights-1"  # the val-best seed
+    card = json.loads((dest / "card.json").read_text())
+    assert card["selection"]["selected_seed"] == 1 and len(card["selection"]["seeds"]) == 2
+    assert card["demonstrations"]["env_id"] == targets.ENVS["rover"]
+    assert card["command"].startswith("scripts/train_imitation.py ")  # how it was trained, on its card
+    assert tested == [([0, 1], stale)] and not stale.exists()  # old seeds' files removed, both tested
+
+    other = vars(train.parser().parse_args(targets.recipe_argv("rover", "cfc", 1, tmp_path / "run1")))
+    (tmp_path / "run1" / "policy" / "card.json").write_text(json.dumps(
+        {"command": "scripts/train_imitation.py " + json.dumps(other)}))  # the run dir was reused
+    with pytest.raises(ValueError, match="cfc seed 1"):
+        targets.recorded_runs("rover", "ltc", results)
+    (tmp_path / "run1" / "policy" / "card.json").unlink()
+    with pytest.raises(FileNotFoundError, match="not on this machine"):
+        targets.recorded_runs("rover", "ltc", results)

@@ -63,16 +63,49 @@ def test_ppo_rows_follow_their_core_and_compare_with_bc_on_the_same_episodes(tab
         eps = [{"seed": 10 + i, "success": w} for i, w in enumerate(wins)]
         return {"test": {"metrics": {"success_rate": _m(sum(wins) / len(wins))}, "per_episode": eps}}
 
-    by_policy = {"ltc": res([True, False, False, True]), "ltc-ppo": res([True, True, False, True]),
+    by_policy = {"ltc": res([False] * 4), "ltc-ppo": res([True, True, False, True]),
                  "gru-ppo": res([True] * 4)}  # no BC results for gru: no row
-    lines = tables.ppo_section(by_policy)
+    inits = {"ltc-ppo": res([True, False, False, True])["test"], "gru-ppo": None}  # not the shipped ltc
+    lines = tables.ppo_section(by_policy, inits)
     rows = [x for x in lines if x.startswith("| ltc ")]
     assert len(rows) == 1 and "| 0.50 [" in rows[0] and "| 0.75 [" in rows[0] and "| 0.25 [" in rows[0]
     assert rows[0].endswith("| 4 |") and not any(x.startswith("| gru ") for x in lines)
 
 
+def test_ppo_is_compared_with_the_policy_it_started_from(tables, tmp_path: Path):
+    """A PPO row pairs with the shipped imitation policy only while that is its init; once the zoo entry
+    is replaced, with the starting policy's test results kept in results/<env>-<core>-ppo/init/."""
+    def write(path: Path, data: dict) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data))
+
+    bc = {"command": "scripts/train_zoo.py --cores ltc", "train_wall_clock_s": 300.0}
+    write(tmp_path / "policies" / "rovernav-ltc" / "card.json", bc)
+    write(tmp_path / "policies" / "rovernav-ltc-ppo" / "card.json", {"init": {**bc, "name": "rovernav-ltc"}})
+    write(tmp_path / "results" / "rovernav-ltc" / "test.json", {"policy": "bc"})
+    assert tables.init_results(tmp_path, "rovernav", "ltc-ppo") == {"policy": "bc"}
+    write(tmp_path / "policies" / "rovernav-ltc" / "card.json", {**bc, "command": "train_imitation.py"})
+    assert tables.init_results(tmp_path, "rovernav", "ltc-ppo") is None  # the zoo's ltc is another policy now
+    write(tmp_path / "results" / "rovernav-ltc-ppo" / "init" / "test.json", {"policy": "old bc"})
+    assert tables.init_results(tmp_path, "rovernav", "ltc-ppo") == {"policy": "old bc"}
+
+
+def test_training_note_names_each_rows_pipeline(tables, tmp_path: Path):
+    zoo = "scripts/train_zoo.py --x"
+    cards = {"ltc": {"command": "scripts/train_imitation.py {}"}, "gru": {"command": zoo},
+             "ltc-ppo": {"command": "scripts/train_ppo.py {}", "init": {"command": zoo}}}
+    for name, card in cards.items():
+        (tmp_path / "policies" / f"dronenav-{name}").mkdir(parents=True)
+        (tmp_path / "policies" / f"dronenav-{name}" / "card.json").write_text(json.dumps(card))
+    note = tables.training_note(tmp_path, "dronenav", ["expert", "ltc", "ltc-ppo", "gru"])[0]
+    assert "ltc: the issue-6 imitation recipe" in note
+    assert "ltc-ppo: `train_ppo.py`, fine-tuning a policy trained by `train_zoo.py`" in note
+    assert "gru: `train_zoo.py`" in note
+    assert tables.training_note(tmp_path, "dronenav", ["gru"]) == []  # one pipeline: nothing to say
+
+
 @pytest.mark.slow
-def test_test_every_seed_evaluates_each_run_and_reuses_files(tmp_path: Path, load_script):
+def test_test_every_seed_evaluates_each_run_and_reuses_files(tmp_path: Path, load_script, monkeypatch):
     zoo = load_script("train_zoo")
     args = argparse.Namespace(env="LiquidControl/RoverNav-v0", eval_episodes=2, workers=1)
     runs = [{"seed": 0, "checkpoint": "expert"}, {"seed": 1, "checkpoint": "random"}]
@@ -82,9 +115,15 @@ def test_test_every_seed_evaluates_each_run_and_reuses_files(tmp_path: Path, loa
     assert runs[0]["test"]["success_rate"]["mean"] == 1.0  # the expert reaches the goal
     assert runs[1]["test"]["success_rate"]["mean"] < 1.0  # random actions do not
     shutil.copy(tmp_path / "seeds" / "test-s0.json", tmp_path / "seeds" / "test-s1.json")
-    again = [{"seed": 1, "checkpoint": "random"}]
-    zoo.test_every_seed(again, args, tmp_path / "seeds")  # reused from the file: no new evaluation
+    stale = [{"seed": 1, "checkpoint": "random"}]  # the file of seed 1 now holds another policy's episodes
+    zoo.test_every_seed(stale, args, tmp_path / "seeds")
+    assert stale[0]["test"]["success_rate"]["mean"] < 1.0  # evaluated afresh, not read from that file
+    assert json.loads((tmp_path / "seeds" / "test-s1.json").read_text())["policy"] == "random"
+    monkeypatch.setattr(zoo, "evaluate_many", lambda *a, **k: pytest.fail("should reuse the saved file"))
+    again = [{"seed": 0, "checkpoint": "expert"}]
+    zoo.test_every_seed(again, args, tmp_path / "seeds")  # the same checkpoint: reused, no evaluation
     assert again[0]["test"]["success_rate"]["mean"] == 1.0
+    monkeypatch.undo()
     zoo.test_every_seed(runs[:1], args, tmp_path / "seeds", suite="ood-slip")  # an OOD suite of the env
     saved = json.loads((tmp_path / "seeds" / "ood-slip-s0.json").read_text())
     assert saved["condition"] == "ood-slip" and runs[0]["suites"]["ood-slip"]["success_rate"]["mean"] > 0

@@ -44,6 +44,7 @@ from liquid_control.experts.planning import (
     arc_clearance_terms,
     check_sensing_rays,
     check_steering,
+    lidar_fan,
     near_obstacle_speed_scale,
 )
 from liquid_control.sim.flight_control import FlightController
@@ -167,6 +168,7 @@ class NavExpert(_VelocityExpert):
                 layout, bounds=tuple(np.add(layout.bounds, [-EDGE_PAD, -EDGE_PAD, EDGE_PAD, EDGE_PAD])))
             self.planner = self._make_planner(self._plan_layout, xy)  # the full grid, for the true occupancy
             self.seen = SeenCells(self.planner.grid)
+            self.fan = lidar_fan(self.env, self.sensing_rays) if self.sensing_rays else None
             self._seen_at = np.full(2, np.inf)
             self._layout_key = None
             self._sense(xy, force=True)
@@ -185,9 +187,7 @@ class NavExpert(_VelocityExpert):
             return False
         self._seen_at = np.array(xy, dtype=float)
         if self.sensing_rays:
-            env = self.env
-            revealed = self.seen.see_fan(env.scene, xy, env.rig.quad.yaw, env.options["rays"],
-                                         self.sensing_rays)
+            revealed = self.seen.see_fan(self.fan, xy, self.env.rig.quad.yaw)
         else:
             revealed = self.seen.see_disk(xy, self.sensing_range)
         if not force and len(revealed) == 0:

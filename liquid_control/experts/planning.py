@@ -191,15 +191,12 @@ class SeenCells:
         inside = cy**2 + cx**2 <= radius * radius
         return self._reveal(iy[inside], ix[inside])
 
-    def see_fan(self, scene: Any, xy: np.ndarray, heading: float, rays: dict[str, Any], n: int) -> np.ndarray:
-        """:meth:`see_rays` for a fan of ``n`` rays cast in ``scene`` (a ``PlanarScene``) with a nav env's
-        lidar geometry ``rays`` (its ``fov`` in degrees, centred on ``heading``, and its ``range``)."""
-        fov, reach = np.radians(float(rays["fov"])), float(rays["range"])
-        full = fov >= 2.0 * np.pi - 1e-9
-        step = fov / n if full else fov / max(n - 1, 1)
-        first = heading if full else heading - 0.5 * fov
-        hits = scene.cast(xy, first, step, n, reach, full)
-        return self.see_rays(xy, first + step * np.arange(n), hits, reach)
+    def see_fan(self, fan: Any, xy: np.ndarray, heading: float) -> np.ndarray:
+        """:meth:`see_rays` for the rays of ``fan`` (a ``sim.sensors.PlanarRangeSensor``: its scene, ray
+        angles and range, the same geometry as a nav env's lidar) from ``xy`` with the body at ``heading``."""
+        first = fan.theta0 + heading
+        hits = fan.scene.cast(xy, first, fan.dtheta, fan.n, fan.max_range, fan.full_circle)
+        return self.see_rays(xy, first + fan.dtheta * np.arange(fan.n), hits, fan.max_range)
 
     def see_rays(self, xy: np.ndarray, angles: np.ndarray, hits: np.ndarray, max_range: float) -> np.ndarray:
         """The cells along horizontal rays from ``xy`` at world ``angles`` up to their hit distances
@@ -214,6 +211,16 @@ class SeenCells:
         iy = np.floor((py - g.origin[1]) / g.res).astype(int)
         keep = (t[None] <= reach[:, None]) & (ix >= 0) & (iy >= 0) & (ix < nx) & (iy < ny)
         return self._reveal(iy[keep], ix[keep])
+
+
+def lidar_fan(env: Any, n: int) -> Any:
+    """A ``PlanarRangeSensor`` of ``n`` horizontal rays with a nav env's lidar field of view and range (the
+    angles of its own lidar when ``n`` is its ray count), cast on the env's scene: the eyes of a
+    sensing-limited teacher (:meth:`SeenCells.see_fan`). Build one per episode (the scene changes)."""
+    from liquid_control.sim.sensors import PlanarRangeSensor, ring_directions
+
+    rays = env.options["rays"]
+    return PlanarRangeSensor(env.scene, ring_directions(n, float(rays["fov"])), float(rays["range"]))
 
 
 def path_length(points: np.ndarray) -> float:

@@ -45,6 +45,7 @@ from liquid_control.experts.planning import (
     check_sensing_rays,
     check_steering,
     connected_planner,
+    lidar_fan,
     near_obstacle_speed_scale,
 )
 
@@ -102,6 +103,7 @@ class RoverExpert:
         self.replans = 0
         if self.sensing_rays:  # a fresh map every episode, on the full plan's grid (the true occupancy)
             self.seen = SeenCells(self.planner.grid)
+            self.fan = lidar_fan(self.env, self.sensing_rays)
             self._plan_inflate = self.planner.inflate
             self._steps = 0
             self._sense(force=True)
@@ -113,7 +115,7 @@ class RoverExpert:
         route, or if ``force``."""
         env, st = self.env, self.env.state
         xy = np.asarray(st["position"][:2], dtype=float)
-        revealed = self.seen.see_fan(env.scene, xy, float(st["yaw"]), env.options["rays"], self.sensing_rays)
+        revealed = self.seen.see_fan(self.fan, xy, float(st["yaw"]))
         if not force:
             if len(revealed) == 0:
                 return

@@ -10,7 +10,7 @@ import pytest
 import liquid_control  # noqa: F401
 from liquid_control.experts import make_expert
 from liquid_control.experts.drone import EDGE_PAD
-from liquid_control.experts.planning import Planner, SeenCells, path_length
+from liquid_control.experts.planning import Planner, SeenCells, lidar_fan, path_length
 from liquid_control.experts.rover import RoverExpert
 from liquid_control.sim.layouts import Layout
 from liquid_control.sim.sensors import PlanarScene
@@ -170,4 +170,32 @@ def test_a_teacher_that_does_not_know_the_arena_edge_plans_beyond_it():
     just_outside = (xmin - 1.0, 0.5 * (ymin + ymax))
     assert not padded.occ[padded.to_cell(just_outside)]  # free: the edge is not known
     assert inside.occ[inside.to_cell((xmin + 0.05, 0.5 * (ymin + ymax)))]  # the known edge band
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", ["LiquidControl/DroneNav-v0", "LiquidControl/RoverNav-v0"])
+def test_teacher_fan_has_the_learners_lidar_angles(env_id):
+    """With as many rays as the env's horizontal lidar, the sensing teacher's fan is that lidar: the same
+    angles (DroneNav's 360° ring starts half a step past -pi, RoverNav's 270° fan at its edge) and range,
+    and what see_fan reveals is exactly see_rays along the env's own rays and ranges."""
+    env = gym.make(env_id, split="test")
+    env.reset(seed=3)
+    u = env.unwrapped
+    ring = np.abs(u.ray_dirs[:, 2]) < 1e-9  # the horizontal rays come first (then any tilted ones)
+    n = int(ring.sum())
+    assert ring[:n].all()
+    fan = lidar_fan(u, n)
+    own = np.arctan2(u.ray_dirs[:n, 1], u.ray_dirs[:n, 0])
+    theirs = fan.theta0 + fan.dtheta * np.arange(n)
+    assert np.allclose(np.angle(np.exp(1j * (theirs - own))), 0.0, atol=1e-9)
+    assert fan.max_range == u.sensor.max_range
+    xy, yaw = np.asarray(u.layout.start[:2], dtype=float), 0.7
+    c, s = np.cos(yaw), np.sin(yaw)
+    rot = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    ranges = fan.max_range * u.sensor.scan(np.array([*xy, 0.5]), rot)[:n]  # the env's lidar at that pose
+    grid = Planner(u.layout, inflate=0.3).grid
+    a, b = SeenCells(grid), SeenCells(grid)
+    revealed = a.see_fan(fan, xy, yaw)
+    assert np.array_equal(revealed, b.see_rays(xy, yaw + own, ranges, fan.max_range))
+    assert np.array_equal(a.known, b.known) and a.known.any()
     env.close()
