@@ -110,15 +110,21 @@ def family_success(eval_path: Path) -> list[dict]:
     return [{k: r[k] for k in ("family", "detour", "episodes", "success_rate")} for r in rows]
 
 
-def record(run: Path, results: Path = RESULTS) -> Path:
-    """Copy a finished run's summary and breakdown into ``results`` (after checking it used the recipe)."""
-    card = json.loads((run / "policy" / "card.json").read_text())
-    command = card["command"]
+def run_args(run: Path) -> dict:
+    """The train_imitation.py arguments of the checkpoint in a run directory, after checking that it was
+    trained by that script with its env's recipe (ValueError otherwise)."""
+    command = json.loads((run / "policy" / "card.json").read_text())["command"]
     prefix = "scripts/train_imitation.py "
     if not command.startswith(prefix):
         raise ValueError(f"{run} was not trained by scripts/train_imitation.py: {command[:80]!r}")
     args = json.loads(command[len(prefix):])
     check_recipe(args)
+    return args
+
+
+def record(run: Path, results: Path = RESULTS) -> Path:
+    """Copy a finished run's summary and breakdown into ``results`` (after checking it used the recipe)."""
+    args = run_args(run)
     summary = json.loads((run / "summary.json").read_text())
     summary.pop("checkpoint", None)
     summary["args"] = args
@@ -162,13 +168,10 @@ def recorded_runs(env: str, core: str, results: Path = RESULTS, root: Path = ROO
     for path in sorted(results.glob(f"{env}-{core}-s*.json")):
         rec = json.loads(path.read_text())
         run = root / rec["args"]["out"]
-        card = run / "policy" / "card.json"
-        if not card.exists():
+        if not (run / "policy" / "card.json").exists():
             raise FileNotFoundError(f"{path.name}: its run {run} is not on this machine (rerun: imitation_"
                                     f"targets.py run --env {env} --core {core} --seed {rec['seed']})")
-        command = json.loads(card.read_text())["command"]
-        args = json.loads(command.split(" ", 1)[1])
-        check_recipe(args)  # the checkpoint there is still the recipe's, of this core and seed
+        args = run_args(run)  # the checkpoint there is still the recipe's, of this core and seed
         if (args["core"], args["seed"]) != (core, rec["seed"]):
             raise ValueError(f"{run} holds a {args['core']} seed {args['seed']} run, not {path.name}'s")
         runs.append({"core": core, "seed": rec["seed"], "checkpoint": str(run / "policy"),

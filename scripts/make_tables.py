@@ -45,11 +45,19 @@ def load_results(root: Path) -> dict[str, dict[str, dict[str, dict]]]:
     return table
 
 
+def card_of(root: Path, env: str, policy: str) -> dict:
+    """The shipped card ``policies/<env>-<policy>/card.json`` ({} when that policy is not shipped)."""
+    path = root / "policies" / f"{env}-{policy}" / "card.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _script(command: str | None) -> str:
+    """The script a card's training command ran, e.g. ``train_zoo.py`` ('' when there is none)."""
+    return Path((command or "").split(" ", 1)[0]).name
+
+
 def params_of(root: Path, env: str, policy: str) -> str:
-    card = root / "policies" / f"{env}-{policy}" / "card.json"
-    if not card.exists():
-        return "–"
-    p = json.loads(card.read_text()).get("params", {})
+    p = card_of(root, env, policy).get("params", {})
     return f"{p.get('trainable', '–'):,} / {p.get('effective', '–'):,}" if p else "–"
 
 
@@ -103,14 +111,13 @@ def training_note(root: Path, env: str, policies: list[str]) -> list[str]:
     one, the rows are not a like-for-like comparison of cores)."""
     groups: dict[str, list[str]] = {}
     for policy in policies:
-        card_path = root / "policies" / f"{env}-{policy}" / "card.json"
-        if not card_path.exists():
+        card = card_of(root, env, policy)
+        if not card:
             continue
-        card = json.loads(card_path.read_text())
-        script = Path(card.get("command", "").split(" ", 1)[0]).name
+        script = _script(card.get("command"))
         label = PIPELINES.get(script, f"`{script}`")
         if script == "train_ppo.py":
-            init = Path(((card.get("init") or {}).get("command") or "").split(" ", 1)[0]).name
+            init = _script((card.get("init") or {}).get("command"))
             label = (f"`train_ppo.py`, fine-tuning a policy trained by {PIPELINES.get(init, init)}" if init
                      else "`train_ppo.py` from scratch")
         groups.setdefault(label, []).append(policy)
@@ -128,12 +135,10 @@ def init_results(root: Path, env: str, ppo: str) -> dict | None:
     if kept.exists():
         return json.loads(kept.read_text())
     base = ppo.removesuffix("-ppo")
-    cards = [root / "policies" / f"{env}-{name}" / "card.json" for name in (ppo, base)]
+    init, bc = card_of(root, env, ppo).get("init") or {}, card_of(root, env, base)
     bc_test = root / "results" / f"{env}-{base}" / "test.json"
-    if not all(c.exists() for c in cards) or not bc_test.exists():
+    if not init or not bc or not bc_test.exists():
         return None
-    init = json.loads(cards[0].read_text()).get("init") or {}
-    bc = json.loads(cards[1].read_text())
     keys = ("command", "train_wall_clock_s")
     same = all(init.get(k) == bc.get(k) for k in keys)
     return json.loads(bc_test.read_text()) if same else None
@@ -172,8 +177,7 @@ def seed_suites_section(root: Path, env: str, policies: list[str]) -> list[str]:
     (``train_ppo.py ship --seed-suites``): whether a core's robustness holds across seeds."""
     rows = []
     for policy in policies:
-        card = root / "policies" / f"{env}-{policy}" / "card.json"
-        data = json.loads(card.read_text()) if card.exists() else {}
+        data = card_of(root, env, policy)
         seeds = sorted((s for s in data.get("selection", {}).get("seeds") or [] if isinstance(s, dict)),
                        key=lambda s: s["seed"])  # fmt: skip
         for suite in sorted({name for s in seeds for name in s.get("suites", {})}):
@@ -195,8 +199,7 @@ def seeds_section(root: Path, env: str, policies: list[str]) -> list[str]:
     spread over seeds (the fair comparison of cores: not one val-selected seed each)."""
     rows = []
     for policy in policies:
-        card = root / "policies" / f"{env}-{policy}" / "card.json"
-        data = json.loads(card.read_text()) if card.exists() else {}
+        data = card_of(root, env, policy)
         seeds = data.get("selection", {}).get("seeds")
         if not seeds or not all(isinstance(s, dict) and "val" in s for s in seeds):
             continue
@@ -227,8 +230,7 @@ def reevaluation_note(root: Path, env: str, policies: list[str]) -> list[str]:
     suite tables are current, their training-seed records (val, non-shipped seeds) predate the change."""
     changes: dict[tuple[str, str], list[str]] = {}
     for policy in policies:
-        card = root / "policies" / f"{env}-{policy}" / "card.json"
-        data = json.loads(card.read_text()) if card.exists() else {}
+        data = card_of(root, env, policy)
         for r in data.get("evaluation", {}).get("reevaluated") or []:
             changes.setdefault((r["date"], r["why"]), []).append(policy)
     return [f"**Re-evaluated {date}** ({why}): {', '.join(names)}. Their suite tables above are measured "

@@ -30,6 +30,7 @@ from liquid_control.sim.layouts import (
     edge_band,
     occupancy_grid,
 )
+from liquid_control.sim.sensors import PlanarRangeSensor, ring_directions
 
 
 class Planner:
@@ -191,12 +192,11 @@ class SeenCells:
         inside = cy**2 + cx**2 <= radius * radius
         return self._reveal(iy[inside], ix[inside])
 
-    def see_fan(self, fan: Any, xy: np.ndarray, heading: float) -> np.ndarray:
-        """:meth:`see_rays` for the rays of ``fan`` (a ``sim.sensors.PlanarRangeSensor``: its scene, ray
-        angles and range, the same geometry as a nav env's lidar) from ``xy`` with the body at ``heading``."""
-        first = fan.theta0 + heading
-        hits = fan.scene.cast(xy, first, fan.dtheta, fan.n, fan.max_range, fan.full_circle)
-        return self.see_rays(xy, first + fan.dtheta * np.arange(fan.n), hits, fan.max_range)
+    def see_fan(self, fan: PlanarRangeSensor, xy: np.ndarray, heading: float) -> np.ndarray:
+        """:meth:`see_rays` for the rays of ``fan`` (its scene, ray angles and range: see
+        :func:`lidar_fan`) from ``xy`` with the body at ``heading``."""
+        angles = fan.theta0 + heading + fan.dtheta * np.arange(fan.n)
+        return self.see_rays(xy, angles, fan.cast_from(xy, heading), fan.max_range)
 
     def see_rays(self, xy: np.ndarray, angles: np.ndarray, hits: np.ndarray, max_range: float) -> np.ndarray:
         """The cells along horizontal rays from ``xy`` at world ``angles`` up to their hit distances
@@ -213,12 +213,10 @@ class SeenCells:
         return self._reveal(iy[keep], ix[keep])
 
 
-def lidar_fan(env: Any, n: int) -> Any:
+def lidar_fan(env: Any, n: int) -> PlanarRangeSensor:
     """A ``PlanarRangeSensor`` of ``n`` horizontal rays with a nav env's lidar field of view and range (the
     angles of its own lidar when ``n`` is its ray count), cast on the env's scene: the eyes of a
     sensing-limited teacher (:meth:`SeenCells.see_fan`). Build one per episode (the scene changes)."""
-    from liquid_control.sim.sensors import PlanarRangeSensor, ring_directions
-
     rays = env.options["rays"]
     return PlanarRangeSensor(env.scene, ring_directions(n, float(rays["fov"])), float(rays["range"]))
 

@@ -399,8 +399,12 @@ class PlanarRangeSensor:
         yaw = float(np.arctan2(rotation[1, 0], rotation[0, 0]))
         self._origin = origin
         self._yaw = yaw
-        d = self.scene.cast(origin, self.theta0 + yaw, self.dtheta, self.n, self.max_range, self.full_circle)
-        return d / self.max_range
+        return self.cast_from(origin, yaw) / self.max_range
+
+    def cast_from(self, xy: np.ndarray, yaw: float) -> np.ndarray:
+        """Hit distances (m; ``max_range`` when nothing is hit) of the rays from the horizontal point
+        ``xy`` with the body at ``yaw``; ray k points at world angle ``theta0 + yaw + k * dtheta``."""
+        return self.scene.cast(xy, self.theta0 + yaw, self.dtheta, self.n, self.max_range, self.full_circle)
 
     @property
     def segments(self) -> tuple[np.ndarray, np.ndarray]:
