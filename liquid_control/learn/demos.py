@@ -27,6 +27,7 @@ from liquid_control.fileio import read_json_object
 from liquid_control.learn.rollout import (
     ControllerSpec,
     cached_env,
+    echo_labeler,
     expert_spec,
     make_controller,
     map_jobs,
@@ -86,8 +87,9 @@ def episode_job(seed: int, env_id: str, options: dict, spec: ControllerSpec,
                 labeler: ControllerSpec | None = None) -> dict[str, Any]:
     """Run one episode (in a worker) and return it as plain arrays; ``labeler`` relabels every step."""
     env = cached_env(env_id, options)
-    ep = run_episode(env, _controller(spec), int(seed),
-                     labeler=None if labeler is None else _controller(labeler))
+    controller = _controller(spec)
+    labels = None if labeler is None else echo_labeler(controller, spec, labeler) or _controller(labeler)
+    ep = run_episode(env, controller, int(seed), labeler=labels)
     steps = len(ep.actions)
     term, trunc = np.zeros(steps, bool), np.zeros(steps, bool)
     term[-1], trunc[-1] = ep.terminated, ep.truncated

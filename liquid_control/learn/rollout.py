@@ -75,6 +75,7 @@ class MixController:
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         a, b = self.first.act(obs), self.second.act(obs)
+        self.first_action = a  # read by a labeler that is ``first`` (echo_labeler)
         return a if self._rng.random() < self.beta else b
 
     def neuron_state(self) -> np.ndarray | None:
@@ -138,6 +139,7 @@ class GateController:
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         a, b = self.teacher.act(obs), self.learner.act(obs)
+        self.teacher_action = a  # read by a labeler that is the teacher (echo_labeler)
         u = self.env
         xy = np.asarray(u.position[:2], float)
         clear = self._clearance(xy)
@@ -188,7 +190,8 @@ class NoiseController:
         self._rng = np.random.default_rng(int(env.unwrapped.np_random.integers(2**31)))
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        a = np.asarray(self.inner.act(obs), np.float64)
+        self.clean_action = self.inner.act(obs)  # read by a labeler that is ``inner`` (echo_labeler)
+        a = np.asarray(self.clean_action, np.float64)
         half = 0.5 * (self._high - self._low)
         noisy = a + self.std * half * self._rng.standard_normal(a.shape)
         return np.clip(noisy, self._low, self._high).astype(np.float32)
@@ -230,6 +233,46 @@ def make_controller(spec: ControllerSpec) -> Controller:
     from liquid_control.learn.checkpoint import load_controller  # torch only where a checkpoint is used
 
     return load_controller(spec)
+
+
+class _Echo:
+    """A labeler that returns an action the acting controller already computed on this step's observation
+    (run_episode asks the controller first), instead of running a second copy of the same expert."""
+
+    def __init__(self, read: Callable[[], np.ndarray]) -> None:
+        self._read = read
+
+    def reset(self, env: gym.Env, obs: np.ndarray) -> None:
+        pass
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return self._read()
+
+    def neuron_state(self) -> np.ndarray | None:
+        return None
+
+
+def echo_labeler(controller: Controller, spec: ControllerSpec, labeler: ControllerSpec) -> Controller | None:
+    """``labeler`` as an echo of ``controller``'s own work when ``controller`` (built from ``spec``) already
+    runs that very expert spec every step: a gate's teacher, a mixture's first controller, a noisy
+    controller's clean one. Experts are deterministic functions of the episode, so the labels equal a
+    second copy's at half the expert's cost. None when that does not apply."""
+    if not isinstance(spec, dict) or not _deterministic(labeler):
+        return None
+    if isinstance(controller, GateController):
+        inner, attr = spec["gate"][0], "teacher_action"
+    elif isinstance(controller, MixController):
+        inner, attr = spec["mix"][0], "first_action"
+    elif isinstance(controller, NoiseController):
+        inner, attr = spec["noise"], "clean_action"
+    else:
+        return None
+    return _Echo(lambda: getattr(controller, attr)) if inner == labeler else None
+
+
+def _deterministic(spec: ControllerSpec) -> bool:
+    """True for expert specs (no randomness of their own); checkpoints and random are not echoed."""
+    return spec == "expert" or (isinstance(spec, dict) and set(spec) == {"expert"})
 
 
 class _ExpertController:

@@ -190,6 +190,15 @@ def clearance(x: float, y: float, cyl_x: np.ndarray, cyl_y: np.ndarray, cyl_r: n
     return best if best < bb else bb
 
 
+@numba.njit(**_OPTS)
+def clearance_many(px: np.ndarray, py: np.ndarray, cyl_x: np.ndarray, cyl_y: np.ndarray, cyl_r: np.ndarray,
+                   box_x: np.ndarray, box_y: np.ndarray, cs: np.ndarray, sn: np.ndarray, nsin: np.ndarray,
+                   hx: np.ndarray, hy: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """:func:`clearance` of every point (px[i], py[i]) into ``out[i]``."""
+    for i in range(len(px)):
+        out[i] = clearance(px[i], py[i], cyl_x, cyl_y, cyl_r, box_x, box_y, cs, sn, nsin, hx, hy)
+
+
 @numba.njit(inline="always", **_OPTS)
 def _height_interval(oz: float, dz: float, top: float) -> tuple[float, float]:  # pragma: no cover
     """The interval of ray distances at which a ray from height ``oz`` with vertical component ``dz`` is

@@ -341,15 +341,24 @@ class PlanarScene:
         when numba is available (``compiled``; same floats as the numpy formulation)."""
         x, y = float(xy[0]), float(xy[1])
         if _cast_numba is not None and compiled:
-            box = (self._box_x, self._box_y, self.box_cos, self.box_sin, self._box_nsin, self._box_hx,
-                   self._box_hy)
-            return _cast_numba.clearance(x, y, self._cyl_x, self._cyl_y, self._cyl_r, *box)
-        return float(self.clearance_many(np.array([[x, y]]))[0])
+            return _cast_numba.clearance(x, y, *self._clearance_geometry())
+        return float(self.clearance_many(np.array([[x, y]]), compiled=False)[0])
 
-    def clearance_many(self, points: np.ndarray) -> np.ndarray:
-        """:meth:`clearance` of each of the (P, 2) ``points`` at once (the numpy formulation; experts score
-        many candidate motions per step with it)."""
+    def _clearance_geometry(self) -> tuple[np.ndarray, ...]:
+        """The obstacle arrays the compiled clearance loops take, in their order."""
+        return (self._cyl_x, self._cyl_y, self._cyl_r, self._box_x, self._box_y, self.box_cos, self.box_sin,
+                self._box_nsin, self._box_hx, self._box_hy)
+
+    def clearance_many(self, points: np.ndarray, compiled: bool = True) -> np.ndarray:
+        """:meth:`clearance` of each of the (P, 2) ``points`` at once (experts score many candidate motions
+        per step with it); in a compiled loop when numba is available (``compiled``; same floats as
+        the numpy formulation)."""
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        if _cast_numba is not None and compiled:
+            out = np.empty(len(pts))
+            _cast_numba.clearance_many(np.ascontiguousarray(pts[:, 0]), np.ascontiguousarray(pts[:, 1]),
+                                       *self._clearance_geometry(), out)
+            return out
         best = np.full(len(pts), np.inf)
         x, y = pts[:, :1], pts[:, 1:]
         if len(self.cyl):

@@ -155,3 +155,29 @@ def test_both_command_lines_carry_the_rollout_options_into_the_config():
                                        "--dagger-set", "layout.density=0.4"])
     assert module.rollout_options(args) == {"dagger_gate": {"patience": 3},
                                             "dagger_options": {"layout": {"density": 0.4}}}
+
+
+TEACHER = {"expert": {"steering": "arcs", "slow_clearance": 0.5}}
+
+
+@pytest.mark.parametrize("spec", [
+    {"gate": [TEACHER, "random"], "clearance": 0.05, "hold": 5},
+    {"mix": [TEACHER, "random"], "beta": 0.5},
+    {"noise": TEACHER, "std": 0.3},
+], ids=["gate", "mix", "noise"])
+def test_echoed_labels_are_a_second_teachers_labels(spec):
+    """A worker labels with the acting controller's own teacher action (no second expert): the dataset
+    is exactly the one a separately run labeler gives."""
+    from liquid_control.learn.demos import episode_job
+    from liquid_control.learn.rollout import echo_labeler
+
+    options = {"split": "test", "layout": {"family": "rooms"}, "time_limit": 12.0}
+    assert echo_labeler(make_controller(spec), spec, TEACHER) is not None
+    assert echo_labeler(make_controller(spec), spec, "expert") is None  # another teacher: its own copy
+    job = episode_job(3_000_001, ROVER, options, spec, labeler=TEACHER)
+    env = gym.make(ROVER, **options)
+    ref = run_episode(env, make_controller(spec), 3_000_001, labeler=make_controller(TEACHER))
+    env.close()
+    np.testing.assert_array_equal(job["executed"], ref.actions)
+    np.testing.assert_array_equal(job["actions"], ref.labels)
+    assert not np.array_equal(ref.labels, ref.actions)  # the labels are the teacher's, not what acted

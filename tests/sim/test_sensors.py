@@ -105,6 +105,7 @@ def test_compiled_cast_and_clearance_are_bit_identical_to_numpy(kind, family):
         pts = rng.uniform(-13.0, 13.0, (300, 2))
         many = scene.clearance_many(pts)
         assert many.shape == (300,)
+        assert many.tobytes() == scene.clearance_many(pts, compiled=False).tobytes()
         assert np.allclose(many, [scene.clearance(xy, compiled=False) for xy in pts], rtol=0, atol=1e-12)
 
 
