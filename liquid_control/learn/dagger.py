@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from liquid_control.learn.demos import collect, load_dataset, parse_json_object
-from liquid_control.learn.rollout import GATE_PARAMS, ControllerSpec, expert_spec
+from liquid_control.learn.rollout import GATE_PARAMS, ControllerSpec, expert_spec, is_expert_spec
 from liquid_control.sim.options import merge
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def demo_expert(manifest: dict[str, Any]) -> ControllerSpec:
     """The expert spec that labelled (or acted in) a dataset: its ``labeler``, else its ``controller``,
     if that is an expert spec; plain ``"expert"`` otherwise."""
     for spec in (manifest.get("labeler"), manifest.get("controller")):
-        if spec == "expert" or (isinstance(spec, dict) and set(spec) == {"expert"}):
+        if is_expert_spec(spec):
             return spec
     return "expert"
 

@@ -208,6 +208,11 @@ def expert_spec(options: dict | None = None) -> ControllerSpec:
     return {"expert": dict(options)} if options else "expert"
 
 
+def is_expert_spec(spec: ControllerSpec) -> bool:
+    """True for ``"expert"`` and ``{"expert": options}`` (experts have no randomness of their own)."""
+    return spec == "expert" or (isinstance(spec, dict) and set(spec) == {"expert"})
+
+
 def make_controller(spec: ControllerSpec) -> Controller:
     """Build a controller from its spec (see module docstring)."""
     if isinstance(spec, dict):
@@ -257,7 +262,7 @@ def echo_labeler(controller: Controller, spec: ControllerSpec, labeler: Controll
     runs that very expert spec every step: a gate's teacher, a mixture's first controller, a noisy
     controller's clean one. Experts are deterministic functions of the episode, so the labels equal a
     second copy's at half the expert's cost. None when that does not apply."""
-    if not isinstance(spec, dict) or not _deterministic(labeler):
+    if not is_expert_spec(labeler):  # checkpoints and random are not echoed
         return None
     if isinstance(controller, GateController):
         inner, attr = spec["gate"][0], "teacher_action"
@@ -268,11 +273,6 @@ def echo_labeler(controller: Controller, spec: ControllerSpec, labeler: Controll
     else:
         return None
     return _Echo(lambda: getattr(controller, attr)) if inner == labeler else None
-
-
-def _deterministic(spec: ControllerSpec) -> bool:
-    """True for expert specs (no randomness of their own); checkpoints and random are not echoed."""
-    return spec == "expert" or (isinstance(spec, dict) and set(spec) == {"expert"})
 
 
 class _ExpertController:
