@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The issue-6 targets: LTC, LSTM and CfC trained by one imitation recipe per env, measured on unseen layouts.
 
-    .venv/bin/python scripts/imitation_targets.py run --env rover --core ltc --seed 0   # ~20 min, 2 cores
+    .venv/bin/python scripts/imitation_targets.py run --env rover --core ltc --seed 0   # ~23 min, 2 cores
     .venv/bin/python scripts/imitation_targets.py record runs/targets/rover-ltc-s0     # -> results/
     .venv/bin/python scripts/imitation_targets.py bound --env drone --seed 0         # informed teacher
     .venv/bin/python scripts/imitation_targets.py table                                # Markdown
@@ -42,7 +42,7 @@ RECIPES: dict[str, dict] = {
               "budget": 20000, "eval_episodes": 100},
     "rover": {"expert_options": {"steering": "arcs", "slow_clearance": 0.5, "arc_escape": 0.06},
               "head": "bins", "motors": 8, "log_rays": True,
-              "episodes": 200, "dagger_rounds": 8, "dagger_episodes": 40, "dagger_epochs": 10,
+              "episodes": 200, "dagger_rounds": 12, "dagger_episodes": 40, "dagger_epochs": 10,
               "dagger_gate": {"clearance": 0.03, "horizon": 0.3, "hold": 10, "patience": 5},
               "budget": 20000, "eval_episodes": 100},
 }
