@@ -37,9 +37,9 @@ ENVS = {"drone": "LiquidControl/DroneNav-v0", "rover": "LiquidControl/RoverNav-v
 # train_imitation.py arguments (argparse dest -> value) per env; JSON options are stored as dicts
 RECIPES: dict[str, dict] = {
     "drone": {"expert_options": {"steering": "arcs"}, "head": "bins", "motors": 8, "log_rays": True,
-              "episodes": 200, "dagger_rounds": 10, "dagger_episodes": 40, "dagger_epochs": 8,
+              "episodes": 200, "dagger_rounds": 16, "dagger_episodes": 40, "dagger_epochs": 8,
               "dagger_gate": {"clearance": 0.1, "horizon": 0.5, "hold": 15, "patience": 4},
-              "budget": 20000, "eval_episodes": 100},
+              "select_last": 8, "select_episodes": 100, "budget": 20000, "eval_episodes": 100},
     "rover": {"expert_options": {"steering": "arcs", "slow_clearance": 0.5, "arc_escape": 0.06},
               "head": "bins", "motors": 8, "log_rays": True,
               "episodes": 200, "dagger_rounds": 12, "dagger_episodes": 40, "dagger_epochs": 10,
@@ -128,6 +128,9 @@ def record(run: Path, results: Path = RESULTS) -> Path:
     summary = json.loads((run / "summary.json").read_text())
     summary.pop("checkpoint", None)
     summary["args"] = args
+    selection = json.loads((run / "policy" / "card.json").read_text()).get("metrics", {}).get("selection")
+    if selection is not None:  # the round kept (--select-last) and every candidate's val success
+        summary["selection"] = selection
     summary["families"] = {who: family_success(run / f"eval-{who}.json") for who in ("learner", "expert")}
     name = f"{env_key(args['env'])}-{args['core']}-s{args['seed']}"
     results.mkdir(parents=True, exist_ok=True)
@@ -218,8 +221,9 @@ def table(results: Path = RESULTS) -> list[str]:
     bounds = [json.loads(p.read_text()) for p in sorted((results / "bounds").glob("*-s*[0-9].json"))]
     informed = {(b["env"], b["seed"]): b["success_rate"]["mean"] for b in bounds}
     lines = ["| env | core | seed | trainable (effective) | test success | expert | informed teacher "
-             "| learner / expert | collect + BC + DAgger | success per family (detour < / ≥ 1.1) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| learner / expert | DAgger rounds (kept) | collect + BC + DAgger "
+             "| success per family (detour < / ≥ 1.1) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in runs:
         fam = ", ".join(f"{r['family']} {r['detour'].replace(' ', '')} {r['success_rate']:.2f} "
                         f"({r['episodes']})" for r in s["families"]["learner"])
@@ -228,7 +232,7 @@ def table(results: Path = RESULTS) -> list[str]:
                      f"({p['effective']}) | {_rate(s['test']['learner']['success_rate'])} "
                      f"| {s['test']['expert']['success_rate']['mean']:.2f} "
                      f"| {_fmt(informed.get((s['env'], s['seed'])))} | {s['success_vs_expert']:.2f} "
-                     f"| {s['wall_clock_s']['pipeline_s'] / 60:.1f} min | {fam} |")
+                     f"| {_rounds(s)} | {s['wall_clock_s']['pipeline_s'] / 60:.1f} min | {fam} |")
     groups: dict[tuple[str, str], list[float]] = {}
     for s in runs:
         groups.setdefault((s["env"].split("/")[-1], s["core"]), []).append(s["success_vs_expert"])
@@ -238,6 +242,13 @@ def table(results: Path = RESULTS) -> list[str]:
             spread = f" ± {np.std(vals):.2f}" if len(vals) > 1 else " (one seed)"
             lines.append(f"| {env} | {core} | {len(vals)} | {np.mean(vals):.2f}{spread} |")
     return lines
+
+
+def _rounds(summary: dict) -> str:
+    """DAgger rounds run, and the round kept when the final policy was selected on val (``16 (13)``)."""
+    done = len(summary.get("dagger", []))
+    sel = summary.get("selection")
+    return f"{done} ({sel['round']})" if sel else str(done)
 
 
 def _fmt(value: float | None) -> str:

@@ -291,7 +291,9 @@ def imitation_section(root: Path) -> list[str]:
             "recipe's teacher, which plans on the whole map; *informed teacher* (`imitation_targets.py "
             "bound --env ENV --seed S`, same episodes): a teacher that knows only what the learner's lidar "
             "has shown it (kept as a perfect map) and, on DroneNav, not the arena edge, which the learner "
-            "cannot see either: about what imitation can reach from the learner's observations. Recipes "
+            "cannot see either: about what imitation can reach from the learner's observations. *DAgger "
+            "rounds (kept)*: rounds run and, where the recipe has `select_last` K, the round whose "
+            "checkpoint is the final policy (the best of the last K on 100 val episodes). Recipes "
             f"(`train_imitation.py` arguments): {recipes}.", "", *lines, ""]
 
 

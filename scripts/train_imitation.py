@@ -5,6 +5,8 @@
     ... --expert-options '{"clearance_weight": 2.0}' --demo-noise 0.1
     # the memoryless teacher (labels depend on the state alone), many learner-driven DAgger rounds:
     ... --expert-options '{"steering": "arcs"}' --dagger-rounds 14 --dagger-epochs 8
+    # keep the best of the last 8 rounds by closed-loop success on 100 val episodes, not the last one:
+    ... --dagger-rounds 16 --select-last 8 --select-episodes 100
 
 ``--minutes`` is the wall-clock budget of collection + BC + DAgger (the issue-6 target: ≤ 30 min on
 2 cores); evaluation of the learner and of the expert (the reference) on the same unseen test layouts
@@ -122,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[train] {card['metrics']['epochs']} epochs, best val {card['metrics']['best_val_loss']}, "
           f"DAgger {[(r['round'], round(r['success_rate'], 2)) for r in card['metrics']['dagger']]} "
           f"in {stages['train_s']:.0f} s", flush=True)
+    selection = card["metrics"].get("selection")
+    if selection is not None:
+        print(f"[select] round {selection['round']} of "
+              f"{[(r['round'], r['success_rate']) for r in selection['rounds']]} (val success)", flush=True)
     stages["pipeline_s"], cpu["pipeline_s"] = time.monotonic() - t0, cpu_seconds() - c0
 
     results = {}
@@ -139,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {"env": args.env, "core": args.core, "seed": args.seed, "budget_minutes": args.minutes,
                "teacher": {"controller": controller, "labeler": labeler},
                "params": card["params"], "demos": manifest["counts"], "dagger": card["metrics"]["dagger"],
+               **({"selection": selection} if selection is not None else {}),
                "test": results, "success_vs_expert": le / ex if ex > 0 else None,
                "wall_clock_s": {k: round(v, 1) for k, v in stages.items()},
                "cpu_s": {k: round(v, 1) for k, v in cpu.items()}, "checkpoint": str(ckpt)}

@@ -38,11 +38,13 @@ def test_recipe_is_a_valid_command_line(targets, train, env: str, tmp_path: Path
     targets.check_recipe({k: v for k, v in args.items() if k != "dagger_set"})  # recorded before it existed
 
 
-def _fake_run(run: Path, args: dict, successes: list[bool]) -> None:
+def _fake_run(run: Path, args: dict, successes: list[bool], selection: dict | None = None) -> None:
     """A finished train_imitation.py run dir with two rover test episodes (forest layouts)."""
     (run / "policy").mkdir(parents=True)
-    (run / "policy" / "card.json").write_text(json.dumps(
-        {"command": "scripts/train_imitation.py " + json.dumps(args)}))
+    card = {"command": "scripts/train_imitation.py " + json.dumps(args)}
+    if selection is not None:
+        card["metrics"] = {"selection": selection}
+    (run / "policy" / "card.json").write_text(json.dumps(card))
     eps = [{"family": "forest", "layout_seed": 11 + i, "success": s, "collision": not s, "timeout": False,
             "error": None} for i, s in enumerate(successes)]
     for who in ("learner", "expert"):
@@ -54,6 +56,7 @@ def _fake_run(run: Path, args: dict, successes: list[bool]) -> None:
         "env": args["env"], "core": args["core"], "seed": args["seed"], "checkpoint": str(run / "policy"),
         "params": {"trainable": 19796, "effective": 19796}, "success_vs_expert": rate["mean"],
         "test": {"learner": {"success_rate": rate}, "expert": {"success_rate": {"mean": 1.0}}},
+        "dagger": [{"round": r} for r in range(1, args["dagger_rounds"] + 1)],
         "wall_clock_s": {"pipeline_s": 1200.0}}))
 
 
@@ -62,11 +65,12 @@ def test_record_and_table(targets, train, tmp_path: Path) -> None:
     for seed, succ in ((0, [True, False]), (1, [True, True])):
         run = tmp_path / f"run{seed}"
         args = vars(train.parser().parse_args(targets.recipe_argv("rover", "lstm", seed, run)))
-        _fake_run(run, args, succ)
+        _fake_run(run, args, succ, {"round": 9, "rounds": []} if seed else None)
         path = targets.record(run, results)
         assert path.name == f"rover-lstm-s{seed}.json"
         stored = json.loads(path.read_text())
         assert "checkpoint" not in stored and stored["args"]["core"] == "lstm"
+        assert stored.get("selection") == ({"round": 9, "rounds": []} if seed else None)
         fam = stored["families"]["learner"]
         assert sum(r["episodes"] for r in fam) == 2 and all(r["family"] == "forest" for r in fam)
     (results / "bounds").mkdir()
@@ -75,8 +79,10 @@ def test_record_and_table(targets, train, tmp_path: Path) -> None:
     lines = targets.table(results)
     rows = [ln for ln in lines if ln.startswith("| RoverNav-v0 | lstm |")]
     assert len(rows) == 3  # two runs and the mean over seeds
-    assert "| 0.50 [0.00, 1.00] | 1.00 | – | 0.50 | 20.0 min |" in rows[0]  # no informed teacher for seed 0
-    assert "| 1.00 [0.00, 1.00] | 1.00 | 0.93 | 1.00 | 20.0 min |" in rows[1]
+    rounds = targets.RECIPES["rover"]["dagger_rounds"]
+    # seed 0: no informed teacher, the last round kept; seed 1: round 9 kept on val
+    assert f"| 0.50 [0.00, 1.00] | 1.00 | – | 0.50 | {rounds} | 20.0 min |" in rows[0]
+    assert f"| 1.00 [0.00, 1.00] | 1.00 | 0.93 | 1.00 | {rounds} (9) | 20.0 min |" in rows[1]
     assert rows[2].endswith("| 2 | 0.75 ± 0.25 |")
 
 

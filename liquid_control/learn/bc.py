@@ -6,7 +6,8 @@ trained steps; padded, masked, with ``resets`` marking episode starts) → epoch
 clipping, validation, early stopping → checkpoint every epoch (the best weights are the run's
 checkpoint; ``train_state.pt`` holds the last epoch for ``--resume``). With ``dagger_rounds > 0``, each
 round rolls out the current policy (β-mixed with the expert), relabels every visited state with the
-expert, adds the episodes to ``RUN/dagger`` and retrains from the current weights.
+expert, adds the episodes to ``RUN/dagger`` and retrains from the current weights; with
+``select_last`` the final policy is the best of the last rounds on the val split (closed loop).
 Also serves the ``train bc`` command.
 """
 
@@ -87,6 +88,10 @@ class BCConfig:
     # env options of the DAgger rollouts on top of the demos' (nested, e.g. more of the hard family:
     # {"layout": {"family": ["rooms", "rooms", "forest"]}}; families go round-robin over episode seeds)
     dagger_options: dict[str, Any] = field(default_factory=dict)
+    # the final policy: the last round's (0), or the best of the last ``select_last`` rounds' checkpoints
+    # by closed-loop success on ``select_episodes`` episodes of the val split (learn.dagger.select_round)
+    select_last: int = 0
+    select_episodes: int = 100
     workers: int | None = None
     resume: bool = False
     progress: bool = True
@@ -97,8 +102,10 @@ class BCConfig:
                      "dagger_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.burn_in < 0 or self.dagger_rounds < 0:
-            raise ValueError("burn_in and dagger_rounds must be >= 0")
+        if self.burn_in < 0 or self.dagger_rounds < 0 or self.select_last < 0:
+            raise ValueError("burn_in, dagger_rounds and select_last must be >= 0")
+        if self.select_episodes < 1:
+            raise ValueError(f"select_episodes must be >= 1, got {self.select_episodes}")
         if self.minutes is not None and self.minutes <= 0:
             raise ValueError(f"minutes must be positive, got {self.minutes}")
         if self.obs_noise < 0 or self.near_weight < 0:
@@ -447,13 +454,22 @@ def train_bc(cfg: BCConfig, on_epoch_end: Any = None) -> Path:
             if on_epoch_end is not None:
                 on_epoch_end(st["epoch"], record)
         bar.close()
+        if cfg.select_last > 0:
+            from liquid_control.learn.dagger import snapshot_round
+
+            snapshot_round(out, rnd)
         st["round"] += 1
         st["round_epoch"], st["bad_epochs"] = 0, 0
         _save_state(out, policy, optimizer, gen, st, cfg)
+    best, _ = load_policy(out)
+    if cfg.select_last > 0:  # the final policy: the best recent round on the val split, not the last
+        from liquid_control.learn.dagger import round_dir, select_round
+
+        st["selection"] = select_round(cfg, out, last=st["round"] - 1)
+        best, _ = load_policy(round_dir(out, st["selection"]["round"]))
     st["done"] = True
     st["elapsed_s"] = time.monotonic() - start
     _save_state(out, policy, optimizer, gen, st, cfg)
-    best, _ = load_policy(out)
     save_checkpoint(out, best, ckpt_config, _card(cfg, st, datasets))  # final card: full history
     writer.close()
     return out
@@ -470,7 +486,8 @@ def _card(cfg: BCConfig, st: dict, datasets: list[Dataset]) -> dict[str, Any]:
         "wall_clock_s": st["elapsed_s"],
         "metrics": {"best_val_loss": st["best_val"] if math.isfinite(st["best_val"]) else None,
                     "epochs": st["epoch"],
-                    "history": st["history"], "dagger": st["dagger"]},
+                    "history": st["history"], "dagger": st["dagger"],
+                    **({"selection": st["selection"]} if "selection" in st else {})},
     }
 
 
@@ -548,6 +565,11 @@ def add_rollout_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dagger-set", action="append", default=[], metavar="KEY=VALUE",
                         help="env option of the DAgger rollouts only (repeatable), e.g. "
                              "'layout.family=[rooms, rooms, forest]' (families go round-robin)")
+    parser.add_argument("--select-last", type=int, default=0, metavar="K",
+                        help="final policy: the best of the last K rounds' checkpoints by closed-loop "
+                             "success on the val split (default 0: the last round's)")
+    parser.add_argument("--select-episodes", type=int, default=100, metavar="N",
+                        help="val episodes per candidate round (--select-last)")
 
 
 def rollout_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -555,7 +577,8 @@ def rollout_options(args: argparse.Namespace) -> dict[str, Any]:
     from liquid_control.learn.dagger import parse_gate  # dagger imports this module
     from liquid_control.sim.options import parse_overrides
 
-    return {"dagger_gate": parse_gate(args.dagger_gate), "dagger_options": parse_overrides(args.dagger_set)}
+    return {"dagger_gate": parse_gate(args.dagger_gate), "dagger_options": parse_overrides(args.dagger_set),
+            "select_last": args.select_last, "select_episodes": args.select_episodes}
 
 
 def add_head_arguments(parser: argparse.ArgumentParser) -> None:

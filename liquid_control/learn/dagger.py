@@ -8,13 +8,20 @@ Episodes go into the dataset ``RUN/dagger`` (the same format
 as ``collect``; ``actions`` are the expert's labels, ``executed`` what the mixture did), which
 :func:`liquid_control.learn.bc.train_bc` adds to the demonstrations before retraining. Rollouts run in
 worker processes through the project's one executor (``collect`` → ``map_jobs``).
+
+The policy after the last round need not be the best: closed-loop success moves from round to round
+by more than the evaluation noise. With ``cfg.select_last = K`` every round's checkpoint is kept
+(``RUN/rounds/rNN``, :func:`snapshot_round`) and :func:`select_round` picks the final policy among the
+last K by closed-loop success on the val split (never the test split the run is scored on).
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from liquid_control.learn.checkpoint import FILES
 from liquid_control.learn.demos import collect, load_dataset, parse_json_object
 from liquid_control.learn.rollout import GATE_PARAMS, ControllerSpec, expert_spec, is_expert_spec
 from liquid_control.sim.options import merge
@@ -83,3 +90,46 @@ def run_round(cfg: BCConfig, rnd: int, run_dir: str | Path) -> dict[str, Any]:
         "collision_rate": sum(bool(e.get("collision")) for e in mine) / max(len(mine), 1),
         "steps": sum(e["steps"] for e in mine),
     }
+
+
+def round_dir(run_dir: str | Path, rnd: int) -> Path:
+    """Where :func:`snapshot_round` keeps the checkpoint of round ``rnd`` (0 = BC on the demos)."""
+    return Path(run_dir) / "rounds" / f"r{rnd:02d}"
+
+
+def snapshot_round(run_dir: str | Path, rnd: int) -> Path:
+    """Copy the run's current checkpoint (the policy after round ``rnd``) to :func:`round_dir`."""
+    dest = round_dir(run_dir, rnd)
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in FILES:
+        shutil.copy2(Path(run_dir) / name, tmp / name)
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+    return dest
+
+
+def select_round(cfg: BCConfig, run_dir: str | Path, last: int) -> dict[str, Any]:
+    """Evaluate the snapshots of rounds ``last - cfg.select_last + 1 .. last`` closed loop on
+    ``cfg.select_episodes`` episodes of the val split (the same episodes for every round) and return
+    ``{"split", "episodes", "rounds": [{"round", "success_rate", "ci95"}, ...], "round": best}``; ties go
+    to the later round. FileNotFoundError if no candidate round has a snapshot."""
+    from liquid_control.evaluate.runner import evaluate
+
+    demo = load_dataset(cfg.demos[0], expect_env=cfg.env_id)
+    options = dict(demo.manifest["options"])
+    options.pop("split", None)
+    rows = []
+    for rnd in range(max(0, last - cfg.select_last + 1), last + 1):
+        ckpt = round_dir(run_dir, rnd)
+        if not (ckpt / "policy.pt").exists():
+            continue
+        res = evaluate(str(ckpt), cfg.env_id, split="val", overrides=options, episodes=cfg.select_episodes,
+                       seed=cfg.seed, workers=cfg.workers, progress=cfg.progress)
+        rate = res["metrics"]["success_rate"]
+        rows.append({"round": rnd, "success_rate": rate["mean"], "ci95": rate["ci95"]})
+    if not rows:
+        raise FileNotFoundError(f"no round snapshots in {Path(run_dir) / 'rounds'} to select from")
+    best = max(rows, key=lambda r: (r["success_rate"] if r["success_rate"] is not None else -1.0, r["round"]))
+    return {"split": "val", "episodes": cfg.select_episodes, "rounds": rows, "round": best["round"]}

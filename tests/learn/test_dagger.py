@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import gymnasium as gym
 import numpy as np
@@ -93,3 +94,61 @@ def test_dagger_options_apply_to_the_rollouts_only(toy_env_id, tmp_path):
     assert load_dataset(demos).manifest["options"].get("max_steps", 40) == 40
     assert max(len(ep["actions"]) for ep in load_dataset(demos).episodes) > 5
     assert json.loads((run / "card.json").read_text())["config"]["dagger_options"] == {"max_steps": 5}
+
+
+def test_select_last_keeps_the_best_recent_round_on_the_val_split(toy_env_id, tmp_path, monkeypatch):
+    from liquid_control.evaluate import runner
+    from liquid_control.learn.dagger import round_dir
+
+    demos = tmp_path / "demos"
+    collect(toy_env_id, 6, demos, workers=1, progress=False)
+    calls = []
+    real = runner.evaluate
+
+    def spy(policy, env_id, **kw):
+        calls.append((policy, kw["split"], kw["episodes"], kw["seed"]))
+        return real(policy, env_id, **kw)
+
+    monkeypatch.setattr(runner, "evaluate", spy)
+    cfg = BCConfig(env_id=toy_env_id, demos=[str(demos)], out=str(tmp_path / "run"), policy="mlp",
+                   budget=None, epochs=2, chunk_len=16, burn_in=0, dagger_rounds=3, dagger_episodes=2,
+                   dagger_epochs=2, workers=1, progress=False, select_last=3, select_episodes=5, seed=3)
+    run = train_bc(cfg)
+    sel = json.loads((run / "card.json").read_text())["metrics"]["selection"]
+    # candidates: the last 3 of rounds 0..3, each scored on the same 5 val episodes
+    assert [r["round"] for r in sel["rounds"]] == [1, 2, 3] and sel["split"] == "val"
+    assert [c[1:] for c in calls] == [("val", 5, 3)] * 3
+    assert [c[0] for c in calls] == [str(round_dir(run, r)) for r in (1, 2, 3)]
+    best = max(r["success_rate"] for r in sel["rounds"])
+    assert sel["round"] == max(r["round"] for r in sel["rounds"] if r["success_rate"] == best)  # ties: later
+    assert all((round_dir(run, r) / "policy.pt").exists() for r in range(4))
+    final = torch.load(run / "policy.pt", weights_only=True)
+    chosen = torch.load(round_dir(run, sel["round"]) / "policy.pt", weights_only=True)
+    assert final.keys() == chosen.keys() and all(torch.equal(final[k], chosen[k]) for k in final)
+
+
+def test_select_round_breaks_ties_towards_the_later_round(toy_env_id, tmp_path, monkeypatch):
+    from liquid_control.evaluate import runner
+    from liquid_control.learn.dagger import round_dir, select_round, snapshot_round
+
+    demos = tmp_path / "demos"
+    collect(toy_env_id, 2, demos, workers=1, progress=False)
+    run = tmp_path / "run"
+    cfg = BCConfig(env_id=toy_env_id, demos=[str(demos)], out=str(run), policy="mlp", budget=None,
+                   epochs=1, chunk_len=16, burn_in=0, workers=1, progress=False, select_last=4)
+    train_bc(cfg)  # BC only: round 0's snapshot, evaluated and selected as the only candidate
+    assert json.loads((run / "card.json").read_text())["metrics"]["selection"]["round"] == 0
+    shutil.rmtree(round_dir(run, 0))
+    for rnd in (1, 2, 3):
+        snapshot_round(run, rnd)
+    scores = {0: 0.5, 1: 0.9, 2: 0.4, 3: 0.9}  # round 0 has no snapshot now: it is skipped
+    monkeypatch.setattr(runner, "evaluate", lambda policy, env_id, **kw: {"metrics": {"success_rate": {
+        "mean": scores[int(policy[-2:])], "ci95": None}}})
+    sel = select_round(cfg, run, last=3)
+    assert [r["round"] for r in sel["rounds"]] == [1, 2, 3] and sel["round"] == 3
+    scores[3] = 0.2
+    assert select_round(cfg, run, last=3)["round"] == 1
+    with pytest.raises(FileNotFoundError):
+        select_round(cfg, run, last=0)
+    with pytest.raises(ValueError, match="select_episodes"):
+        BCConfig(env_id=toy_env_id, demos=[str(demos)], out=str(run), select_episodes=0)

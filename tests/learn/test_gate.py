@@ -152,9 +152,13 @@ def test_both_command_lines_carry_the_rollout_options_into_the_config():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     args = module.parser().parse_args(["--dagger-gate", '{"patience": 3}',
-                                       "--dagger-set", "layout.density=0.4"])
+                                       "--dagger-set", "layout.density=0.4", "--select-last", "4"])
     assert module.rollout_options(args) == {"dagger_gate": {"patience": 3},
-                                            "dagger_options": {"layout": {"density": 0.4}}}
+                                            "dagger_options": {"layout": {"density": 0.4}},
+                                            "select_last": 4, "select_episodes": 100}
+    cfg = config_from_args(p.parse_args([*base, "--select-last", "8", "--select-episodes", "30"]))
+    assert (cfg.select_last, cfg.select_episodes) == (8, 30)
+    assert (config_from_args(p.parse_args(base)).select_last) == 0  # off by default: the last round's policy
 
 
 TEACHER = {"expert": {"steering": "arcs", "slow_clearance": 0.5}}
