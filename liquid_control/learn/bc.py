@@ -461,12 +461,13 @@ def train_bc(cfg: BCConfig, on_epoch_end: Any = None) -> Path:
         st["round"] += 1
         st["round_epoch"], st["bad_epochs"] = 0, 0
         _save_state(out, policy, optimizer, gen, st, cfg)
-    best, _ = load_policy(out)
+    final = out
     if cfg.select_last > 0:  # the final policy: the best recent round on the val split, not the last
         from liquid_control.learn.dagger import round_dir, select_round
 
-        st["selection"] = select_round(cfg, out, last=st["round"] - 1)
-        best, _ = load_policy(round_dir(out, st["selection"]["round"]))
+        st["selection"] = select_round(cfg, out, st["round"] - 1, options)
+        final = round_dir(out, st["selection"]["round"])
+    best, _ = load_policy(final)
     st["done"] = True
     st["elapsed_s"] = time.monotonic() - start
     _save_state(out, policy, optimizer, gen, st, cfg)

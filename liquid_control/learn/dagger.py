@@ -9,8 +9,8 @@ as ``collect``; ``actions`` are the expert's labels, ``executed`` what the mixtu
 :func:`liquid_control.learn.bc.train_bc` adds to the demonstrations before retraining. Rollouts run in
 worker processes through the project's one executor (``collect`` → ``map_jobs``).
 
-The policy after the last round need not be the best: closed-loop success moves from round to round
-by more than the evaluation noise. With ``cfg.select_last = K`` every round's checkpoint is kept
+The policy after the last round need not be the best: closed-loop success moves from round to round.
+With ``cfg.select_last = K`` every round's checkpoint is kept
 (``RUN/rounds/rNN``, :func:`snapshot_round`) and :func:`select_round` picks the final policy among the
 last K by closed-loop success on the val split (never the test split the run is scored on).
 """
@@ -110,16 +110,16 @@ def snapshot_round(run_dir: str | Path, rnd: int) -> Path:
     return dest
 
 
-def select_round(cfg: BCConfig, run_dir: str | Path, last: int) -> dict[str, Any]:
+def select_round(cfg: BCConfig, run_dir: str | Path, last: int,
+                 env_options: dict[str, Any]) -> dict[str, Any]:
     """Evaluate the snapshots of rounds ``last - cfg.select_last + 1 .. last`` closed loop on
-    ``cfg.select_episodes`` episodes of the val split (the same episodes for every round) and return
+    ``cfg.select_episodes`` episodes of the val split with the demos' ``env_options`` (the same episodes
+    for every round) and return
     ``{"split", "episodes", "rounds": [{"round", "success_rate", "ci95"}, ...], "round": best}``; ties go
     to the later round. FileNotFoundError if no candidate round has a snapshot."""
     from liquid_control.evaluate.runner import evaluate
 
-    demo = load_dataset(cfg.demos[0], expect_env=cfg.env_id)
-    options = dict(demo.manifest["options"])
-    options.pop("split", None)
+    options = {k: v for k, v in env_options.items() if k != "split"}
     rows = []
     for rnd in range(max(0, last - cfg.select_last + 1), last + 1):
         ckpt = round_dir(run_dir, rnd)

@@ -144,11 +144,11 @@ def test_select_round_breaks_ties_towards_the_later_round(toy_env_id, tmp_path, 
     scores = {0: 0.5, 1: 0.9, 2: 0.4, 3: 0.9}  # round 0 has no snapshot now: it is skipped
     monkeypatch.setattr(runner, "evaluate", lambda policy, env_id, **kw: {"metrics": {"success_rate": {
         "mean": scores[int(policy[-2:])], "ci95": None}}})
-    sel = select_round(cfg, run, last=3)
+    sel = select_round(cfg, run, 3, {})
     assert [r["round"] for r in sel["rounds"]] == [1, 2, 3] and sel["round"] == 3
     scores[3] = 0.2
-    assert select_round(cfg, run, last=3)["round"] == 1
+    assert select_round(cfg, run, 3, {})["round"] == 1
     with pytest.raises(FileNotFoundError):
-        select_round(cfg, run, last=0)
+        select_round(cfg, run, 0, {})
     with pytest.raises(ValueError, match="select_episodes"):
         BCConfig(env_id=toy_env_id, demos=[str(demos)], out=str(run), select_episodes=0)
