@@ -92,6 +92,9 @@ class BCConfig:
     # by closed-loop success on ``select_episodes`` episodes of the val split (learn.dagger.select_round)
     select_last: int = 0
     select_episodes: int = 100
+    # keep the latest candidate round within this much val success of the best (0: the best itself), so
+    # that an earlier round must win by more than the evaluation noise to replace a later one
+    select_margin: float = 0.0
     workers: int | None = None
     resume: bool = False
     progress: bool = True
@@ -106,6 +109,8 @@ class BCConfig:
             raise ValueError("burn_in, dagger_rounds and select_last must be >= 0")
         if self.select_episodes < 1:
             raise ValueError(f"select_episodes must be >= 1, got {self.select_episodes}")
+        if not 0.0 <= self.select_margin <= 1.0:
+            raise ValueError(f"select_margin must be in [0, 1], got {self.select_margin}")
         if self.minutes is not None and self.minutes <= 0:
             raise ValueError(f"minutes must be positive, got {self.minutes}")
         if self.obs_noise < 0 or self.near_weight < 0:
@@ -409,6 +414,7 @@ def train_bc(cfg: BCConfig, on_epoch_end: Any = None) -> Path:
             st["round_end_s"] = _round_end(cfg, time.monotonic() - start, rnd)
             st["best_val"] = math.inf if rnd == 0 else _evaluate(policy, val_chunks, cfg)
             st["bad_epochs"] = 0
+            st["round_updated"] = False  # does an epoch of this round beat the incumbent's val loss?
         deadline = start + st["round_end_s"]
         bar = tqdm(total=max_epochs, initial=st["round_epoch"], desc=f"{cfg.policy} round {rnd}",
                    disable=not cfg.progress, leave=False)
@@ -447,6 +453,7 @@ def train_bc(cfg: BCConfig, on_epoch_end: Any = None) -> Path:
             for key in ("train_loss", "val_loss", "epoch_s"):
                 writer.add_scalar(f"bc/{key}", record[key], st["epoch"])
             if improved:
+                st["round_updated"] = True
                 save_checkpoint(out, policy, ckpt_config, _card(cfg, st, datasets))
             _save_state(out, policy, optimizer, gen, st, cfg)
             bar.set_postfix(train=f"{record['train_loss']:.4f}", val=f"{val:.4f}")
@@ -454,6 +461,8 @@ def train_bc(cfg: BCConfig, on_epoch_end: Any = None) -> Path:
             if on_epoch_end is not None:
                 on_epoch_end(st["epoch"], record)
         bar.close()
+        if rnd > 0:  # False: no epoch beat the incumbent on val, the round's checkpoint is the previous one
+            st["dagger"][-1]["updated"] = bool(st.get("round_updated", True))
         if cfg.select_last > 0:
             from liquid_control.learn.dagger import snapshot_round
 
@@ -571,6 +580,9 @@ def add_rollout_arguments(parser: argparse.ArgumentParser) -> None:
                              "success on the val split (default 0: the last round's)")
     parser.add_argument("--select-episodes", type=int, default=100, metavar="N",
                         help="val episodes per candidate round (--select-last)")
+    parser.add_argument("--select-margin", type=float, default=0.0, metavar="M",
+                        help="--select-last: keep the latest round within M val success of the best "
+                             "(default 0: the best, ties to the later round)")
 
 
 def rollout_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -579,7 +591,8 @@ def rollout_options(args: argparse.Namespace) -> dict[str, Any]:
     from liquid_control.sim.options import parse_overrides
 
     return {"dagger_gate": parse_gate(args.dagger_gate), "dagger_options": parse_overrides(args.dagger_set),
-            "select_last": args.select_last, "select_episodes": args.select_episodes}
+            "select_last": args.select_last, "select_episodes": args.select_episodes,
+            "select_margin": args.select_margin}
 
 
 def add_head_arguments(parser: argparse.ArgumentParser) -> None:

@@ -115,21 +115,34 @@ def select_round(cfg: BCConfig, run_dir: str | Path, last: int,
     """Evaluate the snapshots of rounds ``last - cfg.select_last + 1 .. last`` closed loop on
     ``cfg.select_episodes`` episodes of the val split with the demos' ``env_options`` (the same episodes
     for every round) and return
-    ``{"split", "episodes", "rounds": [{"round", "success_rate", "ci95"}, ...], "round": best}``; ties go
-    to the later round. FileNotFoundError if no candidate round has a snapshot."""
+    ``{"split", "episodes", "margin", "rounds": [{"round", "success_rate", "ci95"[, "same_as"]}, ...],
+    "round": kept}``: the latest round whose success is within ``cfg.select_margin`` of the best (0: the
+    best, ties to the later round). A round whose weights equal an earlier candidate's (its training
+    never beat the incumbent) is not evaluated again: it gets that round's result and ``same_as``.
+    FileNotFoundError if no candidate round has a snapshot."""
     from liquid_control.evaluate.runner import evaluate
 
     options = {k: v for k, v in env_options.items() if k != "split"}
-    rows = []
+    rows: list[dict[str, Any]] = []
+    seen: dict[bytes, dict[str, Any]] = {}  # weights file contents -> the first row scored with them
     for rnd in range(max(0, last - cfg.select_last + 1), last + 1):
         ckpt = round_dir(run_dir, rnd)
         if not (ckpt / "policy.pt").exists():
+            continue
+        weights = (ckpt / "policy.pt").read_bytes()
+        if weights in seen:
+            first = seen[weights]
+            rows.append({"round": rnd, "success_rate": first["success_rate"], "ci95": first["ci95"],
+                         "same_as": first["round"]})
             continue
         res = evaluate(str(ckpt), cfg.env_id, split="val", overrides=options, episodes=cfg.select_episodes,
                        seed=cfg.seed, workers=cfg.workers, progress=cfg.progress)
         rate = res["metrics"]["success_rate"]
         rows.append({"round": rnd, "success_rate": rate["mean"], "ci95": rate["ci95"]})
+        seen[weights] = rows[-1]
     if not rows:
         raise FileNotFoundError(f"no round snapshots in {Path(run_dir) / 'rounds'} to select from")
-    best = max(rows, key=lambda r: (r["success_rate"] if r["success_rate"] is not None else -1.0, r["round"]))
-    return {"split": "val", "episodes": cfg.select_episodes, "rounds": rows, "round": best["round"]}
+    scores = [r["success_rate"] if r["success_rate"] is not None else -1.0 for r in rows]
+    kept = max(r["round"] for r, s in zip(rows, scores, strict=True) if s >= max(scores) - cfg.select_margin)
+    return {"split": "val", "episodes": cfg.select_episodes, "margin": cfg.select_margin, "rounds": rows,
+            "round": kept}

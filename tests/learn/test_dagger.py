@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -117,11 +118,19 @@ def test_select_last_keeps_the_best_recent_round_on_the_val_split(toy_env_id, tm
     sel = json.loads((run / "card.json").read_text())["metrics"]["selection"]
     # candidates: the last 3 of rounds 0..3, each scored on the same 5 val episodes
     assert [r["round"] for r in sel["rounds"]] == [1, 2, 3] and sel["split"] == "val"
-    assert [c[1:] for c in calls] == [("val", 5, 3)] * 3
-    assert [c[0] for c in calls] == [str(round_dir(run, r)) for r in (1, 2, 3)]
+    scored = [r["round"] for r in sel["rounds"] if "same_as" not in r]  # a round with new weights
+    assert [c[1:] for c in calls] == [("val", 5, 3)] * len(scored)
+    assert [c[0] for c in calls] == [str(round_dir(run, r)) for r in scored]
     best = max(r["success_rate"] for r in sel["rounds"])
     assert sel["round"] == max(r["round"] for r in sel["rounds"] if r["success_rate"] == best)  # ties: later
     assert all((round_dir(run, r) / "policy.pt").exists() for r in range(4))
+    # every DAgger round says whether its training beat the incumbent: if not, its weights are the last's
+    rounds = json.loads((run / "card.json").read_text())["metrics"]["dagger"]
+    assert [r["round"] for r in rounds] == [1, 2, 3] and all(isinstance(r["updated"], bool) for r in rounds)
+    for r in rounds:
+        now, before = (torch.load(round_dir(run, k) / "policy.pt", weights_only=True)
+                       for k in (r["round"], r["round"] - 1))
+        assert all(torch.equal(now[k], before[k]) for k in now) == (not r["updated"])
     final = torch.load(run / "policy.pt", weights_only=True)
     chosen = torch.load(round_dir(run, sel["round"]) / "policy.pt", weights_only=True)
     assert final.keys() == chosen.keys() and all(torch.equal(final[k], chosen[k]) for k in final)
@@ -139,8 +148,10 @@ def test_select_round_breaks_ties_towards_the_later_round(toy_env_id, tmp_path, 
     train_bc(cfg)  # BC only: round 0's snapshot, evaluated and selected as the only candidate
     assert json.loads((run / "card.json").read_text())["metrics"]["selection"]["round"] == 0
     shutil.rmtree(round_dir(run, 0))
-    for rnd in (1, 2, 3):
-        snapshot_round(run, rnd)
+    for rnd in (1, 2, 3):  # three rounds with weights of their own (equal weights are scored once)
+        w = torch.load(snapshot_round(run, rnd) / "policy.pt", weights_only=True)
+        torch.save({k: v + rnd if v.is_floating_point() else v for k, v in w.items()},
+                   round_dir(run, rnd) / "policy.pt")
     scores = {0: 0.5, 1: 0.9, 2: 0.4, 3: 0.9}  # round 0 has no snapshot now: it is skipped
     monkeypatch.setattr(runner, "evaluate", lambda policy, env_id, **kw: {"metrics": {"success_rate": {
         "mean": scores[int(policy[-2:])], "ci95": None}}})
@@ -150,5 +161,35 @@ def test_select_round_breaks_ties_towards_the_later_round(toy_env_id, tmp_path, 
     assert select_round(cfg, run, 3, {})["round"] == 1
     with pytest.raises(FileNotFoundError):
         select_round(cfg, run, 0, {})
+    # a margin keeps the latest round within it of the best: 3 (0.85) against 1 (0.9) at 0.05, not at 0.04
+    scores[3] = 0.85
+    assert select_round(dataclasses.replace(cfg, select_margin=0.05), run, 3, {})["round"] == 3
+    assert select_round(dataclasses.replace(cfg, select_margin=0.04), run, 3, {})["round"] == 1
+    with pytest.raises(ValueError, match="select_margin"):
+        dataclasses.replace(cfg, select_margin=-0.1)
     with pytest.raises(ValueError, match="select_episodes"):
         BCConfig(env_id=toy_env_id, demos=[str(demos)], out=str(run), select_episodes=0)
+
+
+def test_select_round_scores_identical_snapshots_once(toy_env_id, tmp_path, monkeypatch):
+    from liquid_control.evaluate import runner
+    from liquid_control.learn.dagger import round_dir, select_round
+
+    demos = tmp_path / "demos"
+    collect(toy_env_id, 2, demos, workers=1, progress=False)
+    run = tmp_path / "run"
+    cfg = BCConfig(env_id=toy_env_id, demos=[str(demos)], out=str(run), policy="mlp", budget=None,
+                   epochs=1, chunk_len=16, burn_in=0, workers=1, progress=False, select_last=3)
+    train_bc(cfg)
+    for rnd in (1, 2):  # rounds 1 and 2 kept round 0's weights (their training never beat it)
+        shutil.copytree(round_dir(run, 0), round_dir(run, rnd))
+    weights = torch.load(round_dir(run, 2) / "policy.pt", weights_only=True)
+    torch.save({k: v + 1.0 if v.is_floating_point() else v for k, v in weights.items()},
+               round_dir(run, 2) / "policy.pt")  # round 2 did change them
+    calls = []
+    monkeypatch.setattr(runner, "evaluate", lambda policy, env_id, **kw: calls.append(policy) or {
+        "metrics": {"success_rate": {"mean": 0.5, "ci95": [0.4, 0.6]}}})
+    sel = select_round(cfg, run, 2, {})
+    assert calls == [str(round_dir(run, 0)), str(round_dir(run, 2))]
+    assert sel["rounds"][1] == {"round": 1, "success_rate": 0.5, "ci95": [0.4, 0.6], "same_as": 0}
+    assert sel["round"] == 2 and "same_as" not in sel["rounds"][2]

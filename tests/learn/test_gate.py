@@ -155,9 +155,11 @@ def test_both_command_lines_carry_the_rollout_options_into_the_config():
                                        "--dagger-set", "layout.density=0.4", "--select-last", "4"])
     assert module.rollout_options(args) == {"dagger_gate": {"patience": 3},
                                             "dagger_options": {"layout": {"density": 0.4}},
-                                            "select_last": 4, "select_episodes": 100}
+                                            "select_last": 4, "select_episodes": 100,
+                                            "select_margin": 0.0}
     cfg = config_from_args(p.parse_args([*base, "--select-last", "8", "--select-episodes", "30"]))
     assert (cfg.select_last, cfg.select_episodes) == (8, 30)
+    assert config_from_args(p.parse_args([*base, "--select-margin", "0.05"])).select_margin == 0.05
     assert (config_from_args(p.parse_args(base)).select_last) == 0  # off by default: the last round's policy
 
 
