@@ -136,16 +136,22 @@ def test_select_last_keeps_the_best_recent_round_on_the_val_split(toy_env_id, tm
     assert final.keys() == chosen.keys() and all(torch.equal(final[k], chosen[k]) for k in final)
 
 
+def _bc_only_run(env_id: str, tmp_path, select_last: int) -> tuple[BCConfig, object]:
+    """A BC-only run (round 0) of a tiny MLP with ``select_last``: its config and run directory."""
+    demos = tmp_path / "demos"
+    collect(env_id, 2, demos, workers=1, progress=False)
+    run = tmp_path / "run"
+    cfg = BCConfig(env_id=env_id, demos=[str(demos)], out=str(run), policy="mlp", budget=None,
+                   epochs=1, chunk_len=16, burn_in=0, workers=1, progress=False, select_last=select_last)
+    train_bc(cfg)
+    return cfg, run
+
+
 def test_select_round_breaks_ties_towards_the_later_round(toy_env_id, tmp_path, monkeypatch):
     from liquid_control.evaluate import runner
     from liquid_control.learn.dagger import round_dir, select_round, snapshot_round
 
-    demos = tmp_path / "demos"
-    collect(toy_env_id, 2, demos, workers=1, progress=False)
-    run = tmp_path / "run"
-    cfg = BCConfig(env_id=toy_env_id, demos=[str(demos)], out=str(run), policy="mlp", budget=None,
-                   epochs=1, chunk_len=16, burn_in=0, workers=1, progress=False, select_last=4)
-    train_bc(cfg)  # BC only: round 0's snapshot, evaluated and selected as the only candidate
+    cfg, run = _bc_only_run(toy_env_id, tmp_path, 4)  # round 0's snapshot, selected as the only candidate
     assert json.loads((run / "card.json").read_text())["metrics"]["selection"]["round"] == 0
     shutil.rmtree(round_dir(run, 0))
     for rnd in (1, 2, 3):  # three rounds with weights of their own (equal weights are scored once)
@@ -168,19 +174,14 @@ def test_select_round_breaks_ties_towards_the_later_round(toy_env_id, tmp_path, 
     with pytest.raises(ValueError, match="select_margin"):
         dataclasses.replace(cfg, select_margin=-0.1)
     with pytest.raises(ValueError, match="select_episodes"):
-        BCConfig(env_id=toy_env_id, demos=[str(demos)], out=str(run), select_episodes=0)
+        dataclasses.replace(cfg, select_episodes=0)
 
 
 def test_select_round_scores_identical_snapshots_once(toy_env_id, tmp_path, monkeypatch):
     from liquid_control.evaluate import runner
     from liquid_control.learn.dagger import round_dir, select_round
 
-    demos = tmp_path / "demos"
-    collect(toy_env_id, 2, demos, workers=1, progress=False)
-    run = tmp_path / "run"
-    cfg = BCConfig(env_id=toy_env_id, demos=[str(demos)], out=str(run), policy="mlp", budget=None,
-                   epochs=1, chunk_len=16, burn_in=0, workers=1, progress=False, select_last=3)
-    train_bc(cfg)
+    cfg, run = _bc_only_run(toy_env_id, tmp_path, 3)
     for rnd in (1, 2):  # rounds 1 and 2 kept round 0's weights (their training never beat it)
         shutil.copytree(round_dir(run, 0), round_dir(run, rnd))
     weights = torch.load(round_dir(run, 2) / "policy.pt", weights_only=True)
