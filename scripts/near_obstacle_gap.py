@@ -36,8 +36,11 @@ def is_escape(actions: np.ndarray) -> np.ndarray:
 
 
 def ray_bearings(count: int, fov_deg: float) -> np.ndarray:
-    """Bearing (deg, body frame, left positive) of each of ``count`` rays spread over ``fov_deg``."""
-    return np.linspace(-fov_deg / 2.0, fov_deg / 2.0, count)
+    """Bearing (deg, body frame, left positive) of each of the env's ``count`` rays over ``fov_deg``."""
+    from liquid_control.sim.sensors import ring_directions
+
+    d = ring_directions(count, fov_deg)
+    return np.degrees(np.arctan2(d[:, 1], d[:, 0]))
 
 
 def band_table(closest: np.ndarray, labels: np.ndarray, actions: np.ndarray) -> list[dict]:
@@ -68,15 +71,15 @@ def escape_sides(closest: np.ndarray, bearing: np.ndarray, labels: np.ndarray, e
 
 
 def fit_report(run: Path, last: int, escape_range: float) -> dict:
+    from liquid_control.learn.bc import ray_part
     from liquid_control.learn.checkpoint import load_policy
     from liquid_control.learn.demos import load_dataset
 
     policy, config = load_policy(run / "policy")
     policy.eval()
     episodes = load_dataset(run / "policy" / "dagger").episodes[-last:]
-    rays = policy.config.log_rays or [0, 64]
-    rng = float(config["resolved_env_options"].get("rays", {}).get("range", 8.0))
-    fov = float(config["resolved_env_options"].get("rays", {}).get("fov", 270.0))
+    rays = ray_part(config["env_id"], config["env_options"])
+    rng, fov = (float(config["resolved_env_options"]["rays"][k]) for k in ("range", "fov"))
     closest, bearing, labels, actions = [], [], [], []
     for ep in episodes:
         obs = ep["observations"]
