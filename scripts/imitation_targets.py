@@ -44,7 +44,7 @@ RECIPES: dict[str, dict] = {
               "head": "bins", "motors": 8, "log_rays": True,
               "episodes": 200, "dagger_rounds": 12, "dagger_episodes": 40, "dagger_epochs": 10,
               "dagger_gate": {"clearance": 0.03, "horizon": 0.3, "hold": 10, "patience": 5},
-              "budget": 20000, "eval_episodes": 100},
+              "near_weight": 5.0, "near_range": 0.0375, "budget": 20000, "eval_episodes": 100},
 }
 JSON_ARGS = ("expert_options", "dagger_gate")
 RESULTS = ROOT / "results" / "imitation"
@@ -224,24 +224,45 @@ def table(results: Path = RESULTS) -> list[str]:
              "| learner / expert | DAgger rounds (kept) | collect + BC + DAgger "
              "| success per family (detour < / ≥ 1.1) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    stale = {id(s): _off_recipe(s) for s in runs}
     for s in runs:
         fam = ", ".join(f"{r['family']} {r['detour'].replace(' ', '')} {r['success_rate']:.2f} "
                         f"({r['episodes']})" for r in s["families"]["learner"])
         p = s["params"]
-        lines.append(f"| {s['env'].split('/')[-1]} | {s['core']} | {s['seed']} | {p['trainable']} "
+        mark = " †" if stale[id(s)] else ""
+        lines.append(f"| {s['env'].split('/')[-1]} | {s['core']} | {s['seed']}{mark} | {p['trainable']} "
                      f"({p['effective']}) | {_rate(s['test']['learner']['success_rate'])} "
                      f"| {s['test']['expert']['success_rate']['mean']:.2f} "
                      f"| {_fmt(informed.get((s['env'], s['seed'])))} | {s['success_vs_expert']:.2f} "
                      f"| {_rounds(s)} | {s['wall_clock_s']['pipeline_s'] / 60:.1f} min | {fam} |")
+    notes = [f"{s['env'].split('/')[-1]} {s['core']} seed {s['seed']}: {stale[id(s)]}" for s in runs
+             if stale[id(s)]]
+    if notes:
+        lines += ["", "† recorded with an earlier recipe, not rerun since it changed (run vs recipe): "
+                  + "; ".join(notes) + "."]
     groups: dict[tuple[str, str], list[float]] = {}
+    mixed: set[tuple[str, str]] = set()
     for s in runs:
-        groups.setdefault((s["env"].split("/")[-1], s["core"]), []).append(s["success_vs_expert"])
+        key = (s["env"].split("/")[-1], s["core"])
+        groups.setdefault(key, []).append(s["success_vs_expert"])
+        if stale[id(s)]:
+            mixed.add(key)
     if any(len(v) > 1 for v in groups.values()):
         lines += ["", "| env | core | seeds | learner / expert, mean ± sd over seeds |", "|---|---|---|---|"]
         for (env, core), vals in groups.items():
             spread = f" ± {np.std(vals):.2f}" if len(vals) > 1 else " (one seed)"
-            lines.append(f"| {env} | {core} | {len(vals)} | {np.mean(vals):.2f}{spread} |")
+            mark = " (†: mixes recipes)" if (env, core) in mixed else ""
+            lines.append(f"| {env} | {core} | {len(vals)}{mark} | {np.mean(vals):.2f}{spread} |")
     return lines
+
+
+def _off_recipe(summary: dict) -> str:
+    """How a recorded run's arguments differ from its env's current recipe ('' when they do not)."""
+    try:
+        check_recipe(summary["args"])
+    except ValueError as e:
+        return str(e).removeprefix("run does not follow the recipe: ")
+    return ""
 
 
 def _rounds(summary: dict) -> str:

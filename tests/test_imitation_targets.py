@@ -84,6 +84,31 @@ def test_record_and_table(targets, train, tmp_path: Path) -> None:
     assert f"| 0.50 [0.00, 1.00] | 1.00 | – | 0.50 | {rounds} | 20.0 min |" in rows[0]
     assert f"| 1.00 [0.00, 1.00] | 1.00 | 0.93 | 1.00 | {rounds} (9) | 20.0 min |" in rows[1]
     assert rows[2].endswith("| 2 | 0.75 ± 0.25 |")
+    assert not any("†" in ln for ln in lines)  # both runs follow the current recipe
+
+
+def test_table_marks_runs_recorded_with_an_earlier_recipe(targets, train, tmp_path: Path,
+                                                          monkeypatch) -> None:
+    results = tmp_path / "results"
+    for seed in (0, 1):
+        run = tmp_path / f"run{seed}"
+        args = vars(train.parser().parse_args(targets.recipe_argv("rover", "ltc", seed, run)))
+        _fake_run(run, args, [True, False])
+        targets.record(run, results)
+    recipe = targets.RECIPES["rover"]
+    monkeypatch.setitem(targets.RECIPES, "rover", dict(recipe, dagger_epochs=recipe["dagger_epochs"] + 1))
+    # seed 1 rerun with the changed recipe, seed 0 left as recorded
+    run = tmp_path / "rerun1"
+    args = vars(train.parser().parse_args(targets.recipe_argv("rover", "ltc", 1, run)))
+    _fake_run(run, args, [True, True])
+    targets.record(run, results)
+    lines = targets.table(results)
+    rows = [ln for ln in lines if ln.startswith("| RoverNav-v0 | ltc |")]
+    assert rows[0].startswith("| RoverNav-v0 | ltc | 0 † |") and "| 1 |" in rows[1] and "†" not in rows[1]
+    note = [ln for ln in lines if ln.startswith("† ")]
+    want = f"dagger_epochs: run {recipe['dagger_epochs']}, recipe {recipe['dagger_epochs'] + 1}"
+    assert len(note) == 1 and "RoverNav-v0 ltc seed 0: " + want in note[0] and "seed 1" not in note[0]
+    assert rows[2].startswith("| RoverNav-v0 | ltc | 2 (†: mixes recipes) |")
 
 
 @pytest.mark.slow
