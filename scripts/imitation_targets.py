@@ -80,9 +80,9 @@ def env_key(env_id: str) -> str:
 FREE_ARGS = ("env", "core", "seed", "out", "workers")  # what a run may choose; the rest is the recipe
 
 
-def check_recipe(args: dict) -> None:
-    """Raise ValueError if a run's recorded train_imitation.py arguments differ from its env's recipe
-    (every argument but ``FREE_ARGS``: the recipe's value, else train_imitation.py's default)."""
+def recipe_differences(args: dict) -> list[str]:
+    """How a run's recorded train_imitation.py arguments differ from its env's current recipe (every
+    argument but ``FREE_ARGS``: the recipe's value, else train_imitation.py's default); empty if not."""
     from train_imitation import parser
 
     recipe = RECIPES[env_key(args["env"])]
@@ -98,6 +98,12 @@ def check_recipe(args: dict) -> None:
             wrong.append(f"{key}: run {got!r}, recipe {want!r}")
     if args.get("demos") is not None or args.get("set"):
         wrong.append("the run reused demos or overrode env options")
+    return wrong
+
+
+def check_recipe(args: dict) -> None:
+    """Raise ValueError if a run's recorded arguments differ from its env's recipe: ``recipe_differences``."""
+    wrong = recipe_differences(args)
     if wrong:
         raise ValueError("run does not follow the recipe: " + "; ".join(wrong))
 
@@ -224,29 +230,27 @@ def table(results: Path = RESULTS) -> list[str]:
              "| learner / expert | DAgger rounds (kept) | collect + BC + DAgger "
              "| success per family (detour < / ≥ 1.1) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
-    stale = {id(s): _off_recipe(s) for s in runs}
-    for s in runs:
+    stale = [recipe_differences(s["args"]) for s in runs]  # rows recorded with an earlier recipe
+    for s, diff in zip(runs, stale, strict=True):
         fam = ", ".join(f"{r['family']} {r['detour'].replace(' ', '')} {r['success_rate']:.2f} "
                         f"({r['episodes']})" for r in s["families"]["learner"])
         p = s["params"]
-        mark = " †" if stale[id(s)] else ""
+        mark = " †" if diff else ""
         lines.append(f"| {s['env'].split('/')[-1]} | {s['core']} | {s['seed']}{mark} | {p['trainable']} "
                      f"({p['effective']}) | {_rate(s['test']['learner']['success_rate'])} "
                      f"| {s['test']['expert']['success_rate']['mean']:.2f} "
                      f"| {_fmt(informed.get((s['env'], s['seed'])))} | {s['success_vs_expert']:.2f} "
                      f"| {_rounds(s)} | {s['wall_clock_s']['pipeline_s'] / 60:.1f} min | {fam} |")
-    notes = [f"{s['env'].split('/')[-1]} {s['core']} seed {s['seed']}: {stale[id(s)]}" for s in runs
-             if stale[id(s)]]
+    keys = [(s["env"].split("/")[-1], s["core"]) for s in runs]
+    notes = [f"{env} {core} seed {s['seed']}: {'; '.join(diff)}"
+             for (env, core), s, diff in zip(keys, runs, stale, strict=True) if diff]
     if notes:
         lines += ["", "† recorded with an earlier recipe, not rerun since it changed (run vs recipe): "
                   + "; ".join(notes) + "."]
     groups: dict[tuple[str, str], list[float]] = {}
-    mixed: set[tuple[str, str]] = set()
-    for s in runs:
-        key = (s["env"].split("/")[-1], s["core"])
+    for key, s in zip(keys, runs, strict=True):
         groups.setdefault(key, []).append(s["success_vs_expert"])
-        if stale[id(s)]:
-            mixed.add(key)
+    mixed = {key for key, diff in zip(keys, stale, strict=True) if diff}
     if any(len(v) > 1 for v in groups.values()):
         lines += ["", "| env | core | seeds | learner / expert, mean ± sd over seeds |", "|---|---|---|---|"]
         for (env, core), vals in groups.items():
@@ -254,15 +258,6 @@ def table(results: Path = RESULTS) -> list[str]:
             mark = " (†: mixes recipes)" if (env, core) in mixed else ""
             lines.append(f"| {env} | {core} | {len(vals)}{mark} | {np.mean(vals):.2f}{spread} |")
     return lines
-
-
-def _off_recipe(summary: dict) -> str:
-    """How a recorded run's arguments differ from its env's current recipe ('' when they do not)."""
-    try:
-        check_recipe(summary["args"])
-    except ValueError as e:
-        return str(e).removeprefix("run does not follow the recipe: ")
-    return ""
 
 
 def _rounds(summary: dict) -> str:
