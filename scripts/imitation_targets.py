@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -145,27 +146,39 @@ def record(run: Path, results: Path = RESULTS) -> Path:
     return path
 
 
-def bound(env: str, seed: int, results: Path = RESULTS, workers: int | None = None) -> Path:
+def bound(env: str, seed: int, results: Path = RESULTS, workers: int | None = None,
+          rays: int | None = None, memory: float | None = None) -> Path:
     """Evaluate ``INFORMED[env]`` on the test episodes of a run with this seed (same split, count and seed
     as train_imitation.py's evaluation); store its success and per-family breakdown in
     ``<results>/bounds/<env>-s<seed>.json`` (default ``results/imitation/bounds/``), the episodes next
-    to it."""
+    to it. ``rays`` replaces the teacher's lidar fan (e.g. the learner's own ray count), ``memory`` (s,
+    rover) makes it forget what it has not seen for that long; either stores
+    ``<env>-s<seed>[-rays<rays>][-mem<memory>].json`` instead."""
     import time
 
     from liquid_control.evaluate.runner import evaluate
     from liquid_control.learn.rollout import expert_spec
 
+    if rays is not None and (isinstance(rays, bool) or not isinstance(rays, int) or rays < 1):
+        raise ValueError(f"rays must be an int >= 1, got {rays!r}")
+    if memory is not None and not (memory > 0 and env == "rover"):
+        raise ValueError(f"memory must be > 0 s and is a rover teacher's option, got {memory!r} for {env}")
+    teacher, name = dict(INFORMED[env]), f"{env}-s{seed}"
+    if rays is not None:
+        teacher["sensing_rays"], name = rays, name + f"-rays{rays}"
+    if memory is not None:
+        teacher["sensing_memory"], name = float(memory), name + f"-mem{memory:g}"
     out = results / "bounds"
     out.mkdir(parents=True, exist_ok=True)
     t = time.monotonic()
-    res = evaluate(expert_spec(INFORMED[env]), ENVS[env], split="test",
+    res = evaluate(expert_spec(teacher), ENVS[env], split="test",
                    episodes=RECIPES[env]["eval_episodes"], seed=seed, workers=workers)
-    eval_path = out / f"{env}-s{seed}-eval.json"
+    eval_path = out / f"{name}-eval.json"
     eval_path.write_text(json.dumps(res) + "\n")
-    summary = {"env": ENVS[env], "seed": seed, "teacher": INFORMED[env],
+    summary = {"env": ENVS[env], "seed": seed, "teacher": teacher,
                "success_rate": res["metrics"]["success_rate"], "families": family_success(eval_path),
                "episodes": len(res["per_episode"]), "wall_clock_s": round(time.monotonic() - t, 1)}
-    path = out / f"{env}-s{seed}.json"
+    path = out / f"{name}.json"
     path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return path
 
@@ -224,7 +237,8 @@ def table(results: Path = RESULTS) -> list[str]:
         return []
     order = {"ltc": 0, "lstm": 1, "cfc": 2}
     runs.sort(key=lambda s: (s["env"], order.get(s["core"], 9), s["core"], s["seed"]))
-    bounds = [json.loads(p.read_text()) for p in sorted((results / "bounds").glob("*-s*[0-9].json"))]
+    bounds = [json.loads(p.read_text()) for p in sorted((results / "bounds").glob("*.json"))
+              if re.fullmatch(r"[a-z]+-s\d+\.json", p.name)]  # INFORMED's, not the --rays/--memory variants
     informed = {(b["env"], b["seed"]): b["success_rate"]["mean"] for b in bounds}
     lines = ["| env | core | seed | trainable (effective) | test success | expert | informed teacher "
              "| learner / expert | DAgger rounds (kept) | collect + BC + DAgger "
@@ -287,6 +301,12 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--env", choices=sorted(ENVS), required=True)
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--workers", type=int, default=None)
+    b.add_argument("--rays", type=int, default=None,
+                   help="the teacher's lidar fan has this many rays (e.g. the learner's own count) "
+                        "instead of INFORMED's; stored as <env>-s<seed>-rays<N>.json")
+    b.add_argument("--memory", type=float, default=None,
+                   help="rover: the teacher forgets the cells it has not seen for this many seconds; "
+                        "stored as <env>-s<seed>[-rays<N>]-mem<S>.json")
     sh = sub.add_parser("ship", help="ship one core's recorded runs to policies/ (best seed on val; test "
                                      "and OOD suites evaluated as train_zoo.py does)")
     sh.add_argument("--env", choices=sorted(ENVS), required=True)
@@ -305,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "ship":
         print(f"shipped {ship(args.env, args.core, args.val_episodes, args.eval_episodes, args.workers)}")
     elif args.cmd == "bound":
-        print(f"recorded {bound(args.env, args.seed, workers=args.workers)}")
+        path = bound(args.env, args.seed, workers=args.workers, rays=args.rays, memory=args.memory)
+        print(f"recorded {path}")
     elif args.cmd == "record":
         for run in args.runs:
             try:

@@ -76,6 +76,9 @@ def test_record_and_table(targets, train, tmp_path: Path) -> None:
     (results / "bounds").mkdir()
     (results / "bounds" / "rover-s1.json").write_text(json.dumps(
         {"env": targets.ENVS["rover"], "seed": 1, "success_rate": {"mean": 0.93}}))
+    for variant in ("rover-s1-rays32.json", "rover-s1-rays32-mem2.5.json", "rover-s1-mem9.json"):
+        (results / "bounds" / variant).write_text(json.dumps(  # bound --rays/--memory: not the column
+            {"env": targets.ENVS["rover"], "seed": 1, "success_rate": {"mean": 0.11}}))
     lines = targets.table(results)
     rows = [ln for ln in lines if ln.startswith("| RoverNav-v0 | lstm |")]
     assert len(rows) == 3  # two runs and the mean over seeds
@@ -122,6 +125,18 @@ def test_bound_evaluates_the_informed_teacher_on_the_runs_episodes(targets, tmp_
     ev = json.loads((tmp_path / "bounds" / "rover-s3-eval.json").read_text())
     assert [e["seed"] for e in ev["per_episode"]] == episode_seeds(3, 2)  # what a seed-3 run is tested on
     assert sum(r["episodes"] for r in stored["families"]) == 2
+    coarse = json.loads(targets.bound("rover", 3, tmp_path, workers=1, rays=8).read_text())
+    assert coarse["teacher"] == dict(targets.INFORMED["rover"], sensing_rays=8) and coarse["episodes"] == 2
+    assert (tmp_path / "bounds" / "rover-s3-rays8-eval.json").exists()
+    assert json.loads(path.read_text()) == stored  # the default bound is left alone
+    with pytest.raises(ValueError, match="rays"):
+        targets.bound("rover", 3, tmp_path, workers=1, rays=0)
+    short = json.loads(targets.bound("rover", 3, tmp_path, workers=1, rays=8, memory=2.5).read_text())
+    assert short["teacher"]["sensing_memory"] == 2.5
+    assert (tmp_path / "bounds" / "rover-s3-rays8-mem2.5.json").exists()
+    for env, memory in (("rover", 0.0), ("drone", 5.0)):
+        with pytest.raises(ValueError, match="memory"):
+            targets.bound(env, 3, tmp_path, workers=1, memory=memory)
 
 
 def test_ship_puts_the_val_best_recorded_run_into_the_zoo(targets, train, tmp_path: Path,

@@ -33,6 +33,7 @@ from liquid_control.learn.rollout import (
     make_controller,
     map_jobs,
     run_episode,
+    sub_specs,
 )
 from liquid_control.provenance import platform_info
 
@@ -57,8 +58,10 @@ def policy_label(spec: ControllerSpec) -> str | dict:
 def check_policy(spec: ControllerSpec) -> None:
     """Fail fast, in this process, on a missing or unloadable checkpoint (FileNotFoundError/ValueError)."""
     if isinstance(spec, dict):
-        for sub in spec.get("mix", []):
+        for sub in sub_specs(spec):
             check_policy(sub)
+        if set(spec) == {"reset", "every"}:
+            make_controller(spec)  # a bad ``every`` fails here, not in every worker
         return
     if spec in ("expert", "random"):
         return
@@ -81,7 +84,7 @@ CONDITION_KEYS = ("split", "layout", "disturbance", "reward", "render_mode")
 def checkpoint_dirs(spec: ControllerSpec) -> list[str]:
     """The checkpoint directories named by a controller spec (none for expert/random)."""
     if isinstance(spec, dict):
-        return [d for sub in spec.get("mix", []) for d in checkpoint_dirs(sub)]
+        return [d for sub in sub_specs(spec) for d in checkpoint_dirs(sub)]
     return [] if spec in ("expert", "random") else [str(spec)]
 
 
@@ -264,7 +267,8 @@ def evaluate(
     progress: bool = True,
     adapt: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate ``policy`` (checkpoint dir, "expert", "random" or a mix spec) closed loop -> results.json.
+    """Evaluate ``policy`` (checkpoint dir, "expert", "random" or a composite controller spec, see
+    ``learn.rollout``) closed loop -> results.json.
 
     Give a resolved ``condition`` or ``suite``/``split`` (default: the test split) plus ``overrides``.
     ``adapt`` (``learn.readout.adapt_options``) adapts a reservoir policy's readout online by RLS.
@@ -336,6 +340,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--forgetting", type=float, default=None, help="RLS forgetting factor (0.995)")
     parser.add_argument("--teach-steps", type=int, default=None,
                         help="RLS: the teacher helps for the first N steps only (default: all episode)")
+    parser.add_argument("--reset-every", type=int, default=0, metavar="K",
+                        help="reset the policy's recurrent state every K steps (a memory probe; 0: never)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -348,7 +354,12 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--out must name a .json file, got {args.out!r}")
     from liquid_control.learn.readout import adapt_options
 
-    results = evaluate(args.policy, args.env, condition, episodes=args.episodes, seed=args.seed,
+    if args.reset_every < 0:
+        raise ValueError(f"--reset-every must be >= 0 steps, got {args.reset_every}")
+    if args.reset_every and args.adapt != "none":
+        raise ValueError("--reset-every and --adapt cannot be combined")
+    policy = {"reset": args.policy, "every": args.reset_every} if args.reset_every else args.policy
+    results = evaluate(policy, args.env, condition, episodes=args.episodes, seed=args.seed,
                        workers=args.workers, adapt=adapt_options(args.adapt, forgetting=args.forgetting,
                                                                teach_steps=args.teach_steps))
     paths = write_results(results, args.out)

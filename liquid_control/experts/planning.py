@@ -169,18 +169,30 @@ class SeenCells:
     their sensors could have told them (``Planner(known=seen.known)``: unseen cells count as free).
 
     ``grid`` is the true (inflated) occupancy grid; the ``see_*`` methods mark cells as seen and return the
-    flat indices of the occupied cells they revealed, from which the expert decides whether to replan."""
+    flat indices of the occupied cells they revealed, from which the expert decides whether to replan.
+    A teacher with a bounded memory sets ``now`` (its clock, any unit) before looking and calls
+    :meth:`forget` to drop the cells it has not seen since a given time."""
 
     def __init__(self, grid: Grid) -> None:
         self.grid = grid
         self.known = np.zeros_like(grid.occ)
+        self.now = 0
+        self.last_seen = np.full(grid.occ.shape, -1, dtype=np.int64)
 
     def _reveal(self, iy: np.ndarray, ix: np.ndarray) -> np.ndarray:
         flat = np.unique(iy * self.known.shape[1] + ix)
         known, occ = self.known.ravel(), self.grid.occ.ravel()
+        self.last_seen.ravel()[flat] = self.now
         new = flat[~known[flat]]
         known[new] = True
         return new[occ[new]]
+
+    def forget(self, before: int) -> int:
+        """Mark unknown every known cell last seen before time ``before``; return how many occupied cells
+        that dropped (a plan that relied on them is stale)."""
+        stale = self.known & (self.last_seen < before)
+        self.known[stale] = False
+        return int((stale & self.grid.occ).sum())
 
     def see_disk(self, xy: np.ndarray, radius: float) -> np.ndarray:
         """Every cell whose centre lies within ``radius`` of ``xy`` (occlusion ignored)."""

@@ -29,7 +29,9 @@ drive so far: cells behind the first hit stay unknown and count as free. It look
 ``SENSE_EVERY`` control steps and replans when it sees an obstacle nearby or on its route: a teacher that
 explores (heads for a doorway it has seen, drives along a wall towards the goal's side) where the
 full-layout teacher drives straight to a doorway its lidar could not show, so its labels are a
-function of what the learner has observed.
+function of what the learner has observed. With ``sensing_memory`` m > 0 (s) it also forgets: every
+``FORGET_EVERY`` control steps the cells it has not seen for m seconds become unknown again (replanning if
+that dropped an obstacle), a teacher whose map memory is as short as a learner's may be.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from liquid_control.experts.planning import (
 
 SENSE_EVERY = 2  # control steps between two looks of the sensing-limited teacher (sensing_rays > 0)
 SENSE_NEAR = 1.0  # m: it replans when it sees an obstacle this close (where its arcs reach) or on its route
+FORGET_EVERY = 20  # control steps between two forgettings of a teacher with a sensing_memory
 
 
 class RoverExpert:
@@ -60,10 +63,14 @@ class RoverExpert:
                  inflate: float = 0.36, clearance_weight: float = 0.0, clearance_range: float = 0.5,
                  steering: str = "pursuit", arc_horizon: float = 1.0, arc_margin: float = 0.04,
                  arc_clearance: float = 0.3, slow_clearance: float = 0.0, arc_escape: float = 0.0,
-                 sensing_rays: int = 0) -> None:
+                 sensing_rays: int = 0, sensing_memory: float = 0.0) -> None:
         check_steering(steering, arc_horizon, arc_margin, arc_clearance)
         check_sensing_rays(sensing_rays)
         self.sensing_rays = sensing_rays  # > 0: plan only on what a lidar fan of this many rays has seen
+        if not sensing_memory >= 0.0 or (sensing_memory > 0.0 and not sensing_rays):
+            raise ValueError(f"sensing_memory must be >= 0 s (0: never forget) and needs sensing_rays > 0, "
+                             f"got {sensing_memory} with sensing_rays={sensing_rays}")
+        self.sensing_memory = float(sensing_memory)  # s; > 0: forget cells not seen for this long
         self.seen: SeenCells | None = None
         if not arc_escape >= 0.0:
             raise ValueError(f"arc_escape must be >= 0 (0: off), got {arc_escape}")
@@ -115,7 +122,11 @@ class RoverExpert:
         route, or if ``force``."""
         env, st = self.env, self.env.state
         xy = np.asarray(st["position"][:2], dtype=float)
+        self.seen.now = self._steps
         revealed = self.seen.see_fan(self.fan, xy, float(st["yaw"]))
+        if self.sensing_memory and self._steps % FORGET_EVERY == 0:
+            memory_steps = int(round(self.sensing_memory / env.dt))
+            force = self.seen.forget(self._steps - memory_steps) > 0 or force
         if not force:
             if len(revealed) == 0:
                 return

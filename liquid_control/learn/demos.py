@@ -32,6 +32,7 @@ from liquid_control.learn.rollout import (
     make_controller,
     map_jobs,
     run_episode,
+    sub_specs,
 )
 
 FORMAT_VERSION = 1
@@ -60,8 +61,7 @@ def _leaf_specs(spec: ControllerSpec, keep_experts: bool = False) -> list[Contro
         return [spec]
     if "expert" in spec:
         return [spec] if keep_experts else []
-    inner = spec.get("mix", []) + spec.get("gate", []) + ([spec["noise"]] if "noise" in spec else [])
-    return [leaf for s in inner for leaf in _leaf_specs(s, keep_experts)]
+    return [leaf for s in sub_specs(spec) for leaf in _leaf_specs(s, keep_experts)]
 
 
 def check_expert_options(env_id: str, options: dict, *specs: ControllerSpec | None) -> None:

@@ -5,7 +5,9 @@ a checkpoint directory, ``{"expert": {option: value}}`` (the expert built with o
 ``{"expert": {"clearance_weight": 2.0}}``; :func:`expert_spec`), ``{"mix": [spec_a, spec_b], "beta": b}``
 (each step acts with ``spec_a``'s action with probability ``b``, else ``spec_b``'s: the DAgger β-mixture),
 or ``{"noise": spec, "std": s}`` (``spec``'s action plus Gaussian noise of ``s`` × the half-range of the
-action space, clipped to it: DART-style perturbed demonstrations, labelled by the clean expert).
+action space, clipped to it: DART-style perturbed demonstrations, labelled by the clean expert),
+or ``{"reset": spec, "every": k}`` (``spec`` with its state reset every ``k`` steps: how much a recurrent
+policy relies on memory older than ``k`` steps; ``k`` = 1 makes it memoryless).
 Episodes are pure functions of (env id, options, controller spec, seed), so results do not depend on the
 number of workers.
 """
@@ -200,6 +202,38 @@ class NoiseController:
         return self.inner.neuron_state()
 
 
+class ResetController:
+    """Acts with ``inner``, resetting its state every ``every`` steps (with the current observation)."""
+
+    def __init__(self, inner: Controller, every: int) -> None:
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"reset every must be an int >= 1 (steps), got {every!r}")
+        self.inner, self.every = inner, every
+        self._env: gym.Env | None = None
+        self._steps = 0
+
+    def reset(self, env: gym.Env, obs: np.ndarray) -> None:
+        self.inner.reset(env, obs)
+        self._env, self._steps = env, 0
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        if self._steps and self._steps % self.every == 0:
+            self.inner.reset(self._env, obs)
+        self._steps += 1
+        return self.inner.act(obs)
+
+    def neuron_state(self) -> np.ndarray | None:
+        return self.inner.neuron_state()
+
+
+def sub_specs(spec: ControllerSpec) -> list[ControllerSpec]:
+    """The controller specs a composite spec (mix, gate, noise, reset) is built from; none for a leaf."""
+    if not isinstance(spec, dict):
+        return []
+    return (list(spec.get("mix", [])) + list(spec.get("gate", []))
+            + [spec[k] for k in ("noise", "reset") if k in spec])
+
+
 def expert_spec(options: dict | None = None) -> ControllerSpec:
     """The spec of the expert with ``options`` (keyword arguments of its class): plain ``"expert"`` when
     there are none, so default datasets and checkpoints record exactly what they always did."""
@@ -220,6 +254,8 @@ def make_controller(spec: ControllerSpec) -> Controller:
             return _ExpertController(spec["expert"])
         if set(spec) == {"noise", "std"}:
             return NoiseController(make_controller(spec["noise"]), spec["std"])
+        if set(spec) == {"reset", "every"}:
+            return ResetController(make_controller(spec["reset"]), spec["every"])
         if "gate" in spec:
             params = {k: v for k, v in spec.items() if k != "gate"}
             if len(spec["gate"]) != 2 or not set(params) <= GATE_PARAMS:
@@ -229,7 +265,8 @@ def make_controller(spec: ControllerSpec) -> Controller:
             return GateController(teacher, learner, **params)
         if set(spec) != {"mix", "beta"} or len(spec["mix"]) != 2:
             raise ValueError(f"bad controller spec {spec!r}: expected {{'mix': [a, b], 'beta': b}}, "
-                             "{'expert': {option: value}} or {'noise': spec, 'std': s}")
+                             "{'expert': {option: value}}, {'noise': spec, 'std': s} or "
+                             "{'reset': spec, 'every': k}")
         return MixController(make_controller(spec["mix"][0]), make_controller(spec["mix"][1]), spec["beta"])
     if spec == "expert":
         return _ExpertController()

@@ -146,3 +146,44 @@ def test_checkpoint_for_other_observation_width_is_a_clear_error(fake_env_id, tm
                  "--out", str(tmp_path / "r.json")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "expects obs/act widths 3/1" in err and len(err.splitlines()) == 1
+
+
+def test_reset_controller_restarts_the_policy_state_every_k_steps(fake_env_id, tmp_path):
+    import fake_nav
+
+    from liquid_control.learn.rollout import ResetController, make_controller
+
+    ckpt = str(fake_nav.make_checkpoint(tmp_path / "ck"))
+    obs = [np.array([np.sin(0.7 * t), np.cos(0.3 * t)], np.float32) for t in range(7)]
+    probe = make_controller({"reset": ckpt, "every": 3})
+    assert isinstance(probe, ResetController)
+    probe.reset(None, obs[0])
+    got = np.array([probe.act(o) for o in obs])
+    fresh = make_controller(ckpt)  # the same policy restarted by hand at steps 0, 3 and 6
+    want = []
+    for t, o in enumerate(obs):
+        if t % 3 == 0:
+            fresh.reset(None, o)
+        want.append(fresh.act(o))
+    np.testing.assert_array_equal(got, np.array(want))
+    kept = make_controller(ckpt)  # without resets the recurrent state changes the later actions
+    kept.reset(None, obs[0])
+    assert not np.array_equal(got, np.array([kept.act(o) for o in obs]))
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(ValueError, match="reset every"):
+            make_controller({"reset": ckpt, "every": bad})
+
+
+def test_cli_evaluate_reset_every_wraps_the_policy(fake_env_id, tmp_path, capsys):
+    import fake_nav
+
+    ckpt = str(fake_nav.make_checkpoint(tmp_path / "ck"))
+    out = tmp_path / "r.json"
+    base = ["evaluate", "--policy", ckpt, "--env", fake_env_id, "--episodes", "2", "--workers", "1"]
+    assert main([*base, "--reset-every", "4", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["policy"] == {"reset": ckpt, "every": 4} and res["errors"] == 0
+    capsys.readouterr()
+    assert main([*base, "--reset-every", "-1", "--out", str(tmp_path / "bad.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--reset-every" in err and len(err.splitlines()) == 1 and not (tmp_path / "bad.json").exists()

@@ -114,6 +114,45 @@ def test_seen_cells_along_rays_stop_at_the_first_hit():
     assert 8.5 < path_length(known.path_from(start)) < path_length(full.path_from(start)) - 3.0
 
 
+def test_seen_cells_forget_what_was_not_seen_since():
+    lay = _wall_layout()
+    grid = Planner(lay, inflate=0.35).grid
+    seen = SeenCells(grid)
+    start, n, reach = np.array(lay.start[:2]), 360, 6.0
+    angles = 2 * np.pi / n * np.arange(n)
+    seen.now = 0
+    seen.see_rays(start, angles, PlanarScene(lay).cast(start, 0.0, 2 * np.pi / n, n, reach, True), reach)
+    face = grid.to_cell((-0.3, 0.0))
+    assert seen.known[face] and seen.forget(0) == 0  # nothing was seen before time 0
+    seen.now = 5  # five ticks later it looks from the far left: the wall face is out of reach
+    far = np.array([-9.0, 0.0])
+    seen.see_rays(far, angles, PlanarScene(lay).cast(far, 0.0, 2 * np.pi / n, n, reach, True), reach)
+    assert seen.known[grid.to_cell((-8.0, 0.0))]
+    dropped = seen.forget(3)
+    assert dropped > 0 and not seen.known[face]  # the wall it saw at time 0 is forgotten
+    assert seen.known[grid.to_cell((-8.0, 0.0))]  # what it saw at time 5 is kept
+    assert seen.forget(3) == 0
+
+
+def test_rover_teacher_with_a_short_memory_forgets_and_replans():
+    with pytest.raises(ValueError, match="sensing_memory"):
+        RoverExpert(sensing_memory=-1.0, sensing_rays=32)
+    with pytest.raises(ValueError, match="sensing_memory"):
+        RoverExpert(sensing_memory=5.0)  # a memory of nothing sensed
+    env = gym.make("LiquidControl/RoverNav-v0", split="test", layout={"family": "rooms"})
+    known = {}
+    for memory in (0.0, 1.0):
+        obs, _ = env.reset(seed=ROOMS_SEED)
+        expert = make_expert(env, {"steering": "arcs", "sensing_rays": 32, "sensing_memory": memory})
+        expert.reset(env.unwrapped, obs)
+        for _ in range(120):
+            obs, _, term, trunc, info = env.step(expert.act(obs))
+            assert not (term or trunc), info
+        known[memory] = int(expert.seen.known.sum())
+    assert known[1.0] < 0.8 * known[0.0]  # 6 s of driving, 1 s of memory: most of the map is gone
+    env.close()
+
+
 def test_rover_sensing_teacher_plans_on_what_its_lidar_showed():
     with pytest.raises(ValueError, match="sensing_rays"):
         RoverExpert(sensing_rays=-1)
