@@ -187,3 +187,14 @@ def test_cli_evaluate_reset_every_wraps_the_policy(fake_env_id, tmp_path, capsys
     assert main([*base, "--reset-every", "-1", "--out", str(tmp_path / "bad.json")]) == 2
     err = capsys.readouterr().err.strip()
     assert "--reset-every" in err and len(err.splitlines()) == 1 and not (tmp_path / "bad.json").exists()
+
+
+@pytest.mark.parametrize("spec,needle", [
+    ({"mix": ["random", "random"], "beta": 2.0}, "beta"),
+    ({"noise": "random", "std": -1.0}, "std"),
+    ({"reset": "random", "every": 0}, "reset every"),
+    ({"reset": "/nonexistent/ckpt", "every": 4}, "not found"),
+])
+def test_check_policy_fails_fast_on_a_bad_composite_spec(spec, needle):
+    with pytest.raises((ValueError, FileNotFoundError), match=needle):
+        runner.check_policy(spec)
